@@ -1,0 +1,22 @@
+"""grouprec: group recommendation with deep models and GANs, taught step by step.
+
+Each stage of the course has one module named after it:
+
+========================  ===============================  =========================
+stage                     module                           notebook
+========================  ===============================  =========================
+data preprocessing        :mod:`grouprec.data`             ``01_data``
+evaluation                :mod:`grouprec.metrics`,
+                          :mod:`grouprec.evaluation`,
+                          :mod:`grouprec.baselines`        ``02_evaluation``
+forward/backward          :mod:`grouprec.scratch`          ``03_backprop``
+user preferences          :mod:`grouprec.preference`       ``04_user_preferences``
+item features             :mod:`grouprec.features`         ``05_item_features``
+group aggregation         :mod:`grouprec.aggregation`      ``06_group_aggregation``
+GAN losses                :mod:`grouprec.gan`              ``07_gan_losses``
+GAN recommender           :mod:`grouprec.gan_recommender`  ``08_gan_recommender``
+case study                :mod:`grouprec.case_study`       ``09_case_study``
+========================  ===============================  =========================
+"""
+
+__version__ = "0.1.0"
