@@ -1,0 +1,995 @@
+"""Data stage: load, audit, clean and split group-recommendation data.
+
+The benchmark files follow the format of the AGREE code (Cao et al., SIGIR 2018), also used by
+ConsRec (Wu et al., WWW 2023)::
+
+    groupMember.txt           groupId memberId,memberId,...
+    userRatingTrain.txt       userId itemId [rating]
+    userRatingTest.txt        userId itemId [rating]
+    userRatingNegative.txt    (userId,testItem) neg1 neg2 ... neg100
+    groupRating{Train,Test,Negative}.txt   the same for groups
+
+Ids are 0-based integers; users and groups have separate id spaces. Line *i* of a Negative file
+belongs to line *i* of the matching Test file.
+
+Everything here is a pure function of its input: loading returns the files exactly as they are
+(published numbers use them unchanged), and each cleaning step returns a new dataset together
+with a record of what it changed (see :attr:`GroupDataset.log`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from grouprec.constants import DATA_ENV, KNOWN_DATASETS, N_NEGATIVES, TASKS
+
+__all__ = [
+    "DataFormatError",
+    "EvalCases",
+    "GroupDataset",
+    "Interactions",
+    "NegativeSampler",
+    "audit",
+    "benchmark_clean",
+    "binarise",
+    "clean",
+    "deduplicate",
+    "drop_zero_ratings",
+    "filter_negatives",
+    "find_dataset",
+    "load_dataset",
+    "normalise_ratings",
+    "remove_test_leakage",
+    "resolve_data_dir",
+    "split_validation",
+]
+
+
+class DataFormatError(ValueError):
+    """A data file does not follow the expected format; the message names the file and line."""
+
+
+# --------------------------------------------------------------------------------------------
+# Containers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Observed (entity, item) pairs; an entity is a user or a group, depending on the task.
+
+    Attributes
+    ----------
+    entity, item : np.ndarray
+        Ids, shape (n,), int64.
+    rating : np.ndarray or None
+        Explicit ratings, shape (n,), float32, when the file has a rating column.
+    """
+
+    entity: np.ndarray
+    item: np.ndarray
+    rating: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.entity.shape[0])
+
+    def select(self, keep: np.ndarray) -> Interactions:
+        """Rows where the boolean mask ``keep`` (n,) is True, or at the given integer positions."""
+        rating = None if self.rating is None else self.rating[keep]
+        return Interactions(self.entity[keep], self.item[keep], rating)
+
+    def keys(self, n_items: int) -> np.ndarray:
+        """One int64 key per row, ``entity * n_items + item``, for fast set operations."""
+        return self.entity * np.int64(n_items) + self.item
+
+    def to_frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame with columns entity, item (and rating)."""
+        columns = {"entity": self.entity, "item": self.item}
+        if self.rating is not None:
+            columns["rating"] = self.rating
+        return pd.DataFrame(columns)
+
+
+@dataclass(frozen=True)
+class EvalCases:
+    """Held-out positives, each with the candidate negatives it is ranked against.
+
+    Attributes
+    ----------
+    entity, item : np.ndarray
+        Shape (n,), int64: the entity and its held-out item.
+    negatives : np.ndarray
+        Shape (n, m), int64: the listed negatives of each case (m = 100 in the benchmarks).
+    rating : np.ndarray or None
+        Shape (n,), float32, when the test file has a rating column.
+    """
+
+    entity: np.ndarray
+    item: np.ndarray
+    negatives: np.ndarray
+    rating: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.entity.shape[0])
+
+    def candidates(self) -> np.ndarray:
+        """Candidate matrix (n, 1 + m): the positive in column 0, then the negatives."""
+        return np.concatenate([self.item[:, None], self.negatives], axis=1)
+
+    def as_interactions(self) -> Interactions:
+        """The positives alone, as :class:`Interactions`."""
+        return Interactions(self.entity, self.item, self.rating)
+
+
+@dataclass(frozen=True)
+class GroupDataset:
+    """Users, items, groups and their interactions, as one typed object.
+
+    Attributes
+    ----------
+    name : str
+        Dataset name (the folder name).
+    n_users, n_items, n_groups : int
+        Sizes of the id spaces (ids are ``0 .. n - 1``).
+    group_members : tuple of np.ndarray
+        ``group_members[g]`` holds the user ids of group ``g``, in file order.
+    user_train, group_train : Interactions
+        Training interactions.
+    user_test, group_test : EvalCases
+        Test positives with their listed negatives.
+    user_val, group_val : EvalCases or None
+        Validation cases carved from training data by :func:`split_validation`.
+    item_features : pd.DataFrame or None
+        Side information per item, when the folder has an ``itemAttributes.tsv`` file.
+    path : Path or None
+        Folder the data was loaded from.
+    log : tuple of dict
+        One record per cleaning or splitting step applied since loading.
+    """
+
+    name: str
+    n_users: int
+    n_items: int
+    n_groups: int
+    group_members: tuple[np.ndarray, ...]
+    user_train: Interactions
+    user_test: EvalCases
+    group_train: Interactions
+    group_test: EvalCases
+    user_val: EvalCases | None = None
+    group_val: EvalCases | None = None
+    item_features: pd.DataFrame | None = None
+    path: Path | None = None
+    log: tuple[dict, ...] = field(default_factory=tuple)
+
+    # -- access by task ----------------------------------------------------------------------
+    def n_entities(self, task: str) -> int:
+        """Number of users (``task="user"``) or groups (``task="group"``)."""
+        return self.n_users if _check_task(task) == "user" else self.n_groups
+
+    def train(self, task: str) -> Interactions:
+        """Training interactions of the task."""
+        return self.user_train if _check_task(task) == "user" else self.group_train
+
+    def cases(self, task: str, split: str) -> EvalCases:
+        """Evaluation cases of the task for ``split`` in {"val", "test"}."""
+        task = _check_task(task)
+        if split not in ("val", "test"):
+            raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+        out = getattr(self, f"{task}_{split}")
+        if out is None:
+            raise ValueError(
+                f"dataset {self.name!r} has no {split} split for the {task} task; "
+                "call grouprec.data.split_validation(dataset) first"
+            )
+        return out
+
+    def train_matrix(self, task: str, binary: bool = True) -> sp.csr_matrix:
+        """Training interactions as a sparse (n_entities, n_items) matrix.
+
+        With ``binary`` every observed pair is 1 (repeated rows count once); otherwise the
+        ratings are used (repeated pairs are summed, as scipy does).
+        """
+        inter = self.train(task)
+        if binary or inter.rating is None:
+            values = np.ones(len(inter), dtype=np.float32)
+        else:
+            values = inter.rating.astype(np.float32)
+        shape = (self.n_entities(task), self.n_items)
+        matrix = sp.csr_matrix((values, (inter.entity, inter.item)), shape=shape)
+        if binary:
+            matrix.sum_duplicates()
+            matrix.data[:] = 1.0
+        return matrix
+
+    # -- groups ------------------------------------------------------------------------------
+    def members(self, group: int) -> np.ndarray:
+        """User ids of one group."""
+        return self.group_members[group]
+
+    @property
+    def group_sizes(self) -> np.ndarray:
+        """Number of members of every group, shape (n_groups,)."""
+        return np.array([len(m) for m in self.group_members], dtype=np.int64)
+
+    def member_padded(self, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Member lists as a padded matrix, for batched computation.
+
+        Returns
+        -------
+        ids : np.ndarray
+            Shape (G, S), int64, S = largest group size; padded slots hold 0.
+        mask : np.ndarray
+            Shape (G, S), bool; True marks a real member.
+        """
+        groups = np.arange(self.n_groups) if groups is None else np.asarray(groups)
+        sizes = self.group_sizes[groups]
+        width = int(sizes.max()) if len(sizes) else 0
+        ids = np.zeros((len(groups), width), dtype=np.int64)
+        mask = np.arange(width)[None, :] < sizes[:, None]  # (G, S)
+        if len(groups):
+            ids[mask] = np.concatenate([self.group_members[g] for g in groups])
+        return ids, mask
+
+    # -- summaries ---------------------------------------------------------------------------
+    def stats(self) -> dict:
+        """Counts a reader checks first: sizes, interactions, group sizes."""
+        sizes = self.group_sizes
+        return {
+            "name": self.name,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "n_groups": self.n_groups,
+            "mean_group_size": round(float(sizes.mean()), 3) if len(sizes) else 0.0,
+            "min_group_size": int(sizes.min()) if len(sizes) else 0,
+            "max_group_size": int(sizes.max()) if len(sizes) else 0,
+            "n_user_interactions": len(self.user_train) + len(self.user_test),
+            "n_group_interactions": len(self.group_train) + len(self.group_test),
+            "n_user_train": len(self.user_train),
+            "n_user_test": len(self.user_test),
+            "n_group_train": len(self.group_train),
+            "n_group_test": len(self.group_test),
+            "users_with_interactions": int(
+                np.unique(np.concatenate([self.user_train.entity, self.user_test.entity])).size
+            ),
+        }
+
+    def log_frame(self) -> pd.DataFrame:
+        """The cleaning and splitting steps applied so far, one row each."""
+        return pd.DataFrame(list(self.log))
+
+    def _with(self, record: dict, **changes) -> GroupDataset:
+        return replace(self, log=self.log + (record,), **changes)
+
+
+def _check_task(task: str) -> str:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    return task
+
+
+# --------------------------------------------------------------------------------------------
+# Finding and reading files
+# --------------------------------------------------------------------------------------------
+
+FILES = {
+    "members": "groupMember.txt",
+    "user_train": "userRatingTrain.txt",
+    "user_test": "userRatingTest.txt",
+    "user_negative": "userRatingNegative.txt",
+    "group_train": "groupRatingTrain.txt",
+    "group_test": "groupRatingTest.txt",
+    "group_negative": "groupRatingNegative.txt",
+}
+ITEM_ATTRIBUTES = "itemAttributes.tsv"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The data directory: the argument, else ``$GROUPREC_DATA``, else ``~/.cache/grouprec``."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "grouprec"
+
+
+def find_dataset(
+    name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None
+) -> Path:
+    """Resolve a dataset name (inside the data directory) or a folder path to a folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        With the places looked in and how to get the data.
+    """
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_dir():
+        return candidate
+    root = resolve_data_dir(data_dir)
+    folder = root / str(name_or_path)
+    if folder.is_dir():
+        return folder
+    hint = (
+        f"set {DATA_ENV} to the folder that holds it, pass data_dir=..., "
+        f"or download it with `python -m grouprec fetch {name_or_path}`"
+        if str(name_or_path) in KNOWN_DATASETS
+        else f"known dataset names are {KNOWN_DATASETS}; a folder path also works"
+    )
+    raise FileNotFoundError(
+        f"dataset {str(name_or_path)!r} not found: {candidate} is not a folder and "
+        f"{folder} does not exist (data directory {root}); {hint}"
+    )
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"missing data file: {path}")
+    text = path.read_bytes().decode("utf-8")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _parse_int(token: str, path: Path, lineno: int, what: str) -> int:
+    try:
+        value = int(token)
+    except ValueError:
+        raise DataFormatError(
+            f"{path}, line {lineno}: {what} {token!r} is not an integer"
+        ) from None
+    if value < 0:
+        raise DataFormatError(f"{path}, line {lineno}: {what} {value} is negative")
+    return value
+
+
+def _read_members(path: Path) -> tuple[np.ndarray, ...]:
+    groups: dict[int, np.ndarray] = {}
+    for lineno, line in enumerate(_read_lines(path), start=1):
+        parts = line.strip().split()
+        if len(parts) != 2:
+            raise DataFormatError(
+                f"{path}, line {lineno}: expected 'groupId member,member,...', got {line!r}"
+            )
+        gid = _parse_int(parts[0], path, lineno, "group id")
+        tokens = [t for t in parts[1].split(",") if t != ""]
+        if not tokens:
+            raise DataFormatError(f"{path}, line {lineno}: group {gid} has no members")
+        if gid in groups:
+            raise DataFormatError(f"{path}, line {lineno}: group {gid} is listed twice")
+        groups[gid] = np.array(
+            [_parse_int(t, path, lineno, "member id") for t in tokens], dtype=np.int64
+        )
+    if not groups:
+        raise DataFormatError(f"{path}: no groups")
+    n_groups = max(groups) + 1
+    missing = sorted(set(range(n_groups)) - set(groups))
+    if missing:
+        raise DataFormatError(
+            f"{path}: group ids are not contiguous; {len(missing)} missing, first {missing[:5]}"
+        )
+    return tuple(groups[g] for g in range(n_groups))
+
+
+def _read_pairs(path: Path) -> Interactions:
+    """Read ``id item [rating]`` lines fast, falling back to a line-by-line scan for errors."""
+    lines = _read_lines(path)
+    rows = [line.split() for line in lines]
+    widths = {len(r) for r in rows}
+    if len(widths) == 1 and widths <= {2, 3}:
+        try:
+            array = np.array(rows, dtype=np.float64)
+        except ValueError:
+            array = None
+        if (
+            array is not None
+            and (array >= 0).all()
+            and (array[:, :2] == np.floor(array[:, :2])).all()
+        ):
+            rating = array[:, 2].astype(np.float32) if array.shape[1] == 3 else None
+            return Interactions(array[:, 0].astype(np.int64), array[:, 1].astype(np.int64), rating)
+    # Slow path: find the first bad line and say what is wrong with it.
+    expected = len(rows[0]) if rows else 2
+    for lineno, parts in enumerate(rows, start=1):
+        if len(parts) not in (2, 3) or len(parts) != expected:
+            raise DataFormatError(
+                f"{path}, line {lineno}: expected {expected} space-separated fields "
+                f"(id item{' rating' if expected == 3 else ''}), got {lines[lineno - 1]!r}"
+            )
+        _parse_int(parts[0], path, lineno, "id")
+        _parse_int(parts[1], path, lineno, "item id")
+        if len(parts) == 3:
+            try:
+                value = float(parts[2])
+            except ValueError:
+                raise DataFormatError(
+                    f"{path}, line {lineno}: rating {parts[2]!r} is not a number"
+                ) from None
+            if not np.isfinite(value) or value < 0:
+                raise DataFormatError(f"{path}, line {lineno}: rating {parts[2]!r} is invalid")
+    raise DataFormatError(f"{path}: could not parse")  # pragma: no cover - every case named above
+
+
+def _read_negatives(path: Path, test: Interactions, test_path: Path) -> np.ndarray:
+    lines = _read_lines(path)
+    if len(lines) != len(test):
+        raise DataFormatError(
+            f"{path} has {len(lines)} lines but {test_path} has {len(test)}; "
+            "line i of the Negative file must belong to line i of the Test file"
+        )
+    width = None
+    out = []
+    for lineno, line in enumerate(lines, start=1):
+        head, _, rest = line.strip().partition(" ")
+        if not (head.startswith("(") and head.endswith(")") and head.count(",") == 1):
+            raise DataFormatError(
+                f"{path}, line {lineno}: expected '(id,testItem) neg1 neg2 ...', got {line[:60]!r}"
+            )
+        id_tok, item_tok = head[1:-1].split(",")
+        eid = _parse_int(id_tok, path, lineno, "id")
+        item = _parse_int(item_tok, path, lineno, "test item")
+        if eid != test.entity[lineno - 1] or item != test.item[lineno - 1]:
+            raise DataFormatError(
+                f"{path}, line {lineno}: names pair ({eid},{item}) but line {lineno} of "
+                f"{test_path} is ({test.entity[lineno - 1]},{test.item[lineno - 1]})"
+            )
+        negs = [_parse_int(t, path, lineno, "negative item") for t in rest.split()]
+        if width is None:
+            width = len(negs)
+        if len(negs) != width or width == 0:
+            raise DataFormatError(
+                f"{path}, line {lineno}: {len(negs)} negatives, but line 1 has {width}"
+            )
+        out.append(negs)
+    return np.array(out, dtype=np.int64).reshape(len(lines), width or 0)
+
+
+def _read_item_attributes(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path, sep="\t", keep_default_na=False)
+    if "item" not in frame.columns:
+        raise DataFormatError(f"{path}: the first line must name the columns, one of them 'item'")
+    return frame.sort_values("item").reset_index(drop=True)
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    n_users: int | None = None,
+    n_items: int | None = None,
+) -> GroupDataset:
+    """Load a dataset in the AGREE file format, exactly as the files are.
+
+    Parameters
+    ----------
+    name_or_path : str or PathLike
+        A name (``"camra2011"``, ``"mafengwo"``, or any folder inside the data directory) or a
+        path to a folder holding the files.
+    data_dir : str or PathLike, optional
+        Folder holding named datasets; defaults to ``$GROUPREC_DATA``.
+    n_users, n_items : int, optional
+        Known sizes of the id spaces; an id at or above them is an error. When not given, they
+        are inferred as one more than the largest id seen.
+
+    Returns
+    -------
+    GroupDataset
+        ``n_users`` covers every user id in the member lists and rating files, ``n_items`` every
+        item id in the rating and negative files, ``n_groups`` every group id.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder or one of its files is missing.
+    DataFormatError
+        A line is malformed; the message names the file and the line.
+    """
+    folder = find_dataset(name_or_path, data_dir)
+    paths = {key: folder / fname for key, fname in FILES.items()}
+    for path in paths.values():
+        if not path.is_file():
+            raise FileNotFoundError(f"missing data file: {path}")
+    members = _read_members(paths["members"])
+    user_train = _read_pairs(paths["user_train"])
+    user_test_pairs = _read_pairs(paths["user_test"])
+    group_train = _read_pairs(paths["group_train"])
+    group_test_pairs = _read_pairs(paths["group_test"])
+    user_neg = _read_negatives(paths["user_negative"], user_test_pairs, paths["user_test"])
+    group_neg = _read_negatives(paths["group_negative"], group_test_pairs, paths["group_test"])
+
+    n_groups = len(members)
+    for key, inter in (("group_train", group_train), ("group_test", group_test_pairs)):
+        if len(inter) and inter.entity.max() >= n_groups:
+            row = int(np.argmax(inter.entity >= n_groups))
+            raise DataFormatError(
+                f"{paths[key]}, line {row + 1}: group id {inter.entity[row]} is not in "
+                f"{paths['members']} (which has groups 0..{n_groups - 1})"
+            )
+    sources = {
+        "user": [
+            (paths["user_train"], user_train.entity),
+            (paths["user_test"], user_test_pairs.entity),
+        ],
+        "item": [
+            (paths["user_train"], user_train.item),
+            (paths["user_test"], user_test_pairs.item),
+            (paths["group_train"], group_train.item),
+            (paths["group_test"], group_test_pairs.item),
+            (paths["user_negative"], user_neg),
+            (paths["group_negative"], group_neg),
+        ],
+    }
+    member_ids = np.concatenate(members)
+    inferred_users = (
+        int(
+            max(
+                member_ids.max(),
+                user_train.entity.max(initial=-1),
+                user_test_pairs.entity.max(initial=-1),
+            )
+        )
+        + 1
+    )
+    inferred_items = int(max(a.max(initial=-1) for _, a in sources["item"])) + 1
+    if n_users is not None and inferred_users > n_users:
+        for g, m in enumerate(members):
+            if m.max() >= n_users:
+                raise DataFormatError(
+                    f"{paths['members']}, line {g + 1}: member id "
+                    f"{int(m.max())} is out of range (n_users={n_users})"
+                )
+        for path, ids in sources["user"]:
+            if len(ids) and ids.max() >= n_users:
+                row = int(np.argmax(ids >= n_users))
+                raise DataFormatError(
+                    f"{path}, line {row + 1}: user id {int(ids[row])} is out "
+                    f"of range (n_users={n_users})"
+                )
+    if n_items is not None and inferred_items > n_items:
+        for path, ids in sources["item"]:
+            if ids.size and ids.max() >= n_items:
+                row = int(np.argmax((ids >= n_items).reshape(len(ids), -1).any(axis=1)))
+                raise DataFormatError(
+                    f"{path}, line {row + 1}: item id out of range (n_items={n_items})"
+                )
+    n_users = inferred_users if n_users is None else n_users
+    n_items = inferred_items if n_items is None else n_items
+    item_features = None
+    if (folder / ITEM_ATTRIBUTES).is_file():
+        item_features = _read_item_attributes(folder / ITEM_ATTRIBUTES)
+        if len(item_features) and item_features["item"].max() >= n_items:
+            n_items = int(item_features["item"].max()) + 1
+    return GroupDataset(
+        name=folder.name,
+        n_users=n_users,
+        n_items=n_items,
+        n_groups=n_groups,
+        group_members=members,
+        user_train=user_train,
+        user_test=EvalCases(
+            user_test_pairs.entity, user_test_pairs.item, user_neg, user_test_pairs.rating
+        ),
+        group_train=group_train,
+        group_test=EvalCases(
+            group_test_pairs.entity, group_test_pairs.item, group_neg, group_test_pairs.rating
+        ),
+        item_features=item_features,
+        path=folder,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Audit
+# --------------------------------------------------------------------------------------------
+
+
+def _count_crlf(path: Path) -> int:
+    return path.read_bytes().count(b"\r\n") if path.is_file() else 0
+
+
+def _negatives_audit(cases: EvalCases, train: Interactions, n_items: int) -> dict:
+    negs = cases.negatives
+    contains_test = (negs == cases.item[:, None]).any(axis=1)
+    sorted_negs = np.sort(negs, axis=1)
+    within_dups = (sorted_negs[:, 1:] == sorted_negs[:, :-1]).sum()
+    train_keys = np.unique(train.keys(n_items))
+    neg_keys = cases.entity[:, None] * np.int64(n_items) + negs
+    in_train = np.isin(neg_keys, train_keys)
+    return {
+        "lists containing their own test item": int(contains_test.sum()),
+        "duplicate negatives within a list": int(within_dups),
+        "negatives that are train positives": int(in_train.sum()),
+    }
+
+
+def _train_audit(inter: Interactions, n_items: int) -> dict:
+    keys = inter.keys(n_items)
+    n_distinct = np.unique(keys).size
+    if inter.rating is not None:
+        rows = np.stack([inter.entity, inter.item, inter.rating.astype(np.int64)], axis=1)
+        n_exact_distinct = np.unique(rows, axis=0).shape[0]
+        zero = int((inter.rating == 0).sum())
+    else:
+        n_exact_distinct, zero = n_distinct, 0
+    return {
+        "rows": len(inter),
+        "distinct pairs": int(n_distinct),
+        "exact duplicate rows": int(len(inter) - n_exact_distinct),
+        "repeated pairs (any rating)": int(len(inter) - n_distinct),
+        "zero ratings": zero,
+    }
+
+
+def audit(dataset: GroupDataset) -> pd.DataFrame:
+    """Count every known defect of a dataset, without changing it.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per check, with columns ``task``, ``check`` and ``count``.
+    """
+    rows = []
+    for task in TASKS:
+        train = dataset.train(task)
+        test = dataset.cases(task, "test")
+        for check, count in _train_audit(train, dataset.n_items).items():
+            rows.append((task, f"train: {check}", count))
+        test_keys = test.as_interactions().keys(dataset.n_items)
+        leaked = np.isin(test_keys, np.unique(train.keys(dataset.n_items)))
+        rows.append((task, "test pairs also in train", int(leaked.sum())))
+        rows.append(
+            (task, "entities with a test pair in train", int(np.unique(test.entity[leaked]).size))
+        )
+        for check, count in _negatives_audit(test, train, dataset.n_items).items():
+            rows.append((task, f"negatives: {check}", count))
+        if dataset.path is not None:
+            for kind in ("train", "test", "negative"):
+                path = dataset.path / FILES[f"{task}_{kind}"]
+                rows.append((task, f"CRLF line endings: {path.name}", _count_crlf(path)))
+    if dataset.path is not None:
+        rows.append(
+            (
+                "group",
+                f"CRLF line endings: {FILES['members']}",
+                _count_crlf(dataset.path / FILES["members"]),
+            )
+        )
+    members = np.concatenate(dataset.group_members)
+    sizes = dataset.group_sizes
+    repeated = sizes - np.array([np.unique(m).size for m in dataset.group_members])
+    rows.append(("group", "members listed twice in a group", int(repeated.sum())))
+    rows.append(("group", "groups of one member", int((sizes == 1).sum())))
+    active = np.unique(np.concatenate([dataset.user_train.entity, dataset.user_test.entity]))
+    rows.append(
+        (
+            "user",
+            "group members with no user interactions",
+            int(np.setdiff1d(np.unique(members), active).size),
+        )
+    )
+    return pd.DataFrame(rows, columns=["task", "check", "count"])
+
+
+# --------------------------------------------------------------------------------------------
+# Cleaning: explicit, composable steps; each returns a new dataset and logs what it changed
+# --------------------------------------------------------------------------------------------
+
+
+def _record(step: str, task: str, before: int, after: int, detail: str = "") -> dict:
+    return {
+        "step": step,
+        "task": task,
+        "before": before,
+        "after": after,
+        "changed": before - after if before != after else 0,
+        "detail": detail,
+    }
+
+
+def _per_task(
+    dataset: GroupDataset,
+    tasks: Iterable[str],
+    step: str,
+    fn: Callable[[Interactions, str], tuple[Interactions, str]],
+) -> GroupDataset:
+    out = dataset
+    for task in tasks:
+        before = out.train(task)
+        after, detail = fn(before, task)
+        out = out._with(
+            _record(step, task, len(before), len(after), detail), **{f"{task}_train": after}
+        )
+    return out
+
+
+def drop_zero_ratings(dataset: GroupDataset, tasks: Iterable[str] = TASKS) -> GroupDataset:
+    """Remove training rows whose rating is 0 (the AGREE and ConsRec loaders skip them)."""
+
+    def step(inter: Interactions, task: str) -> tuple[Interactions, str]:
+        if inter.rating is None:
+            return inter, "no rating column"
+        keep = inter.rating != 0
+        return inter.select(keep), f"{int((~keep).sum())} rows with rating 0 removed"
+
+    return _per_task(dataset, tasks, "drop_zero_ratings", step)
+
+
+def deduplicate(
+    dataset: GroupDataset, tasks: Iterable[str] = TASKS, keep: str = "max"
+) -> GroupDataset:
+    """Keep one row per (entity, item) pair in the training data.
+
+    Parameters
+    ----------
+    keep : {"max", "first", "last", "mean"}
+        Which rating a repeated pair keeps.
+    """
+    if keep not in ("max", "first", "last", "mean"):
+        raise ValueError(f"keep must be 'max', 'first', 'last' or 'mean', got {keep!r}")
+
+    def step(inter: Interactions, task: str) -> tuple[Interactions, str]:
+        frame = inter.to_frame()
+        if inter.rating is None:
+            out = frame.drop_duplicates(["entity", "item"])
+        elif keep in ("first", "last"):
+            out = frame.drop_duplicates(["entity", "item"], keep=keep)
+        else:
+            out = frame.groupby(["entity", "item"], sort=False, as_index=False)["rating"].agg(keep)
+        out = out.sort_index() if keep in ("first", "last") or inter.rating is None else out
+        rating = None if inter.rating is None else out["rating"].to_numpy(np.float32)
+        result = Interactions(
+            out["entity"].to_numpy(np.int64), out["item"].to_numpy(np.int64), rating
+        )
+        return result, f"{len(inter) - len(result)} repeated rows merged (keep={keep})"
+
+    return _per_task(dataset, tasks, "deduplicate", step)
+
+
+def normalise_ratings(dataset: GroupDataset, tasks: Iterable[str] = TASKS) -> GroupDataset:
+    """Min-max scale training ratings to [0, 1] per task: ``r' = (r - r_min) / (r_max - r_min)``."""
+
+    def step(inter: Interactions, task: str) -> tuple[Interactions, str]:
+        if inter.rating is None or len(inter) == 0:
+            return inter, "no rating column"
+        lo, hi = float(inter.rating.min()), float(inter.rating.max())
+        scaled = np.zeros_like(inter.rating) if hi == lo else (inter.rating - lo) / (hi - lo)
+        return (
+            Interactions(inter.entity, inter.item, scaled.astype(np.float32)),
+            f"ratings {lo:g}..{hi:g} scaled to 0..1",
+        )
+
+    return _per_task(dataset, tasks, "normalise_ratings", step)
+
+
+def binarise(
+    dataset: GroupDataset, tasks: Iterable[str] = TASKS, threshold: float = 0.0
+) -> GroupDataset:
+    """Turn ratings into implicit feedback: keep rows with rating > threshold, drop the column."""
+
+    def step(inter: Interactions, task: str) -> tuple[Interactions, str]:
+        if inter.rating is None:
+            return inter, "already implicit"
+        keep = inter.rating > threshold
+        return (
+            Interactions(inter.entity[keep], inter.item[keep], None),
+            f"{int((~keep).sum())} rows with rating <= {threshold:g} removed",
+        )
+
+    return _per_task(dataset, tasks, "binarise", step)
+
+
+def remove_test_leakage(dataset: GroupDataset, tasks: Iterable[str] = TASKS) -> GroupDataset:
+    """Remove from training every (entity, item) pair that is also a test positive."""
+
+    def step(inter: Interactions, task: str) -> tuple[Interactions, str]:
+        test_keys = dataset.cases(task, "test").as_interactions().keys(dataset.n_items)
+        leaked = np.isin(inter.keys(dataset.n_items), test_keys)
+        return inter.select(~leaked), f"{int(leaked.sum())} train rows equal to a test pair removed"
+
+    return _per_task(dataset, tasks, "remove_test_leakage", step)
+
+
+def filter_negatives(
+    dataset: GroupDataset, tasks: Iterable[str] = TASKS, seed: int = 0
+) -> GroupDataset:
+    """Replace listed negatives that are positives of their entity, or repeated in their list.
+
+    A negative is replaced when it is the case's own test item, another test or training
+    positive of the same entity, or a repeat within its list. Replacements are drawn uniformly
+    from the entity's non-positive items not already in the list, so every list keeps its length.
+    """
+    rng = np.random.default_rng(seed)
+    out = dataset
+    for task in tasks:
+        cases = out.cases(task, "test")
+        n_items = out.n_items
+        positives = np.unique(
+            np.concatenate([out.train(task).keys(n_items), cases.as_interactions().keys(n_items)])
+        )
+        negs = cases.negatives.copy()
+        keys = cases.entity[:, None] * np.int64(n_items) + negs
+        bad = np.isin(keys, positives)
+        order = np.argsort(negs, axis=1, kind="stable")
+        sorted_negs = np.take_along_axis(negs, order, axis=1)
+        repeat_sorted = np.zeros_like(bad)
+        repeat_sorted[:, 1:] = sorted_negs[:, 1:] == sorted_negs[:, :-1]
+        repeat = np.zeros_like(bad)
+        np.put_along_axis(repeat, order, repeat_sorted, axis=1)
+        bad |= repeat
+        n_bad = int(bad.sum())
+        for row in np.flatnonzero(bad.any(axis=1)):
+            taken = set(negs[row][~bad[row]].tolist())
+            entity_pos = positives[(positives // n_items) == cases.entity[row]] % n_items
+            forbidden = taken | set(entity_pos.tolist())
+            need = int(bad[row].sum())
+            fresh: list[int] = []
+            while len(fresh) < need:
+                draw = int(rng.integers(n_items))
+                if draw not in forbidden:
+                    forbidden.add(draw)
+                    fresh.append(draw)
+            negs[row, bad[row]] = fresh
+        new_cases = replace(cases, negatives=negs)
+        out = out._with(
+            _record(
+                "filter_negatives",
+                task,
+                cases.negatives.size,
+                negs.size,
+                f"{n_bad} listed negatives replaced",
+            ),
+            **{f"{task}_test": new_cases},
+        )
+    return out
+
+
+def clean(
+    dataset: GroupDataset, steps: Iterable[Callable[[GroupDataset], GroupDataset]]
+) -> GroupDataset:
+    """Apply cleaning steps in order; ``dataset.log_frame()`` then shows what each changed."""
+    for fn in steps:
+        dataset = fn(dataset)
+    return dataset
+
+
+def benchmark_clean(dataset: GroupDataset) -> GroupDataset:
+    """What the original loaders do: drop rating-0 rows and merge repeated pairs.
+
+    The AGREE and ConsRec loaders keep a row only if its rating is positive and store training
+    pairs in a sparse matrix, so repeated pairs count once. Test files and negatives are
+    untouched, so results stay comparable with published numbers.
+    """
+    return clean(dataset, [drop_zero_ratings, deduplicate])
+
+
+# --------------------------------------------------------------------------------------------
+# Negative sampling and the validation split
+# --------------------------------------------------------------------------------------------
+
+
+class NegativeSampler:
+    """Uniform negative sampling over items outside each entity's positive set.
+
+    Parameters
+    ----------
+    positives : Interactions
+        Pairs that must never be drawn as negatives of their entity.
+    n_items : int
+        Size of the item id space.
+    """
+
+    def __init__(self, positives: Interactions, n_items: int) -> None:
+        self.n_items = int(n_items)
+        self._keys = np.unique(positives.keys(self.n_items))  # sorted, distinct
+        self._n_pos = np.bincount(self._keys // self.n_items)  # distinct positives per entity
+
+    def is_positive(self, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Boolean array shaped like ``items``: True where the item is a positive of its entity.
+
+        ``entities`` has shape (n,) and ``items`` (n,) or (n, c).
+        """
+        entities = np.asarray(entities, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        if items.ndim == entities.ndim + 1:
+            entities = entities[..., None]
+        keys = entities * self.n_items + items
+        if len(self._keys) == 0:
+            return np.zeros(keys.shape, dtype=bool)
+        pos = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+        return self._keys[pos] == keys
+
+    def sample(self, entities: np.ndarray, n_neg: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n_neg`` negatives per entity (with replacement), shape (n, n_neg).
+
+        Vectorised rejection sampling: draw all, redraw only the rejected ones.
+        """
+        entities = np.asarray(entities, dtype=np.int64)
+        n_pos = np.zeros(len(entities), dtype=np.int64)
+        known = entities < len(self._n_pos)
+        n_pos[known] = self._n_pos[entities[known]]
+        if np.any(n_pos >= self.n_items):
+            bad = entities[np.argmax(n_pos >= self.n_items)]
+            raise ValueError(f"entity {bad} has every item as a positive; no negative exists")
+        out = rng.integers(self.n_items, size=(len(entities), n_neg))
+        rejected = self.is_positive(entities, out)
+        while rejected.any():
+            out[rejected] = rng.integers(self.n_items, size=int(rejected.sum()))
+            rows = np.nonzero(rejected)[0]
+            rejected[rejected] = self.is_positive(entities[rows], out[rejected])
+        return out
+
+
+def split_validation(
+    dataset: GroupDataset,
+    seed: int = 0,
+    n_val: int = 1,
+    min_train: int = 2,
+    n_negatives: int = N_NEGATIVES,
+    tasks: Iterable[str] = TASKS,
+) -> GroupDataset:
+    """Hold out ``n_val`` training items per entity as a validation split.
+
+    An entity takes part when it has at least ``n_val + min_train`` distinct training items, so
+    it keeps ``min_train`` for training; the others keep all their data (the log counts them).
+    Each held-out item is removed from training with every row of its pair, and gets
+    ``n_negatives`` distinct negatives sampled uniformly from items that are not training
+    positives of the entity, mirroring the benchmark's test protocol. Test data is not read.
+    """
+    rng = np.random.default_rng(seed)
+    out = dataset
+    for task in tasks:
+        train = out.train(task)
+        keys = np.unique(train.keys(out.n_items))
+        ent = keys // out.n_items
+        counts = np.bincount(ent, minlength=out.n_entities(task))
+        eligible = counts >= n_val + min_train
+        # A random priority per distinct pair; each entity's n_val smallest are held out.
+        priority = rng.random(len(keys))
+        order = np.lexsort((priority, ent))
+        rank = np.empty(len(keys), dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank[order] = np.arange(len(keys)) - starts[ent[order]]
+        held = eligible[ent] & (rank < n_val)
+        held_keys = keys[held]
+        remaining = train.select(~np.isin(train.keys(out.n_items), held_keys))
+        sampler = NegativeSampler(train, out.n_items)
+        val_entity = held_keys // out.n_items
+        val_item = held_keys % out.n_items
+        negatives = _sample_distinct(sampler, val_entity, n_negatives, rng)
+        cases = EvalCases(val_entity, val_item, negatives)
+        detail = (
+            f"{len(cases)} validation cases from {int(eligible.sum())} entities; "
+            f"{int((~eligible & (counts > 0)).sum())} entities with fewer than "
+            f"{n_val + min_train} training items keep all their data"
+        )
+        out = out._with(
+            _record("split_validation", task, len(train), len(remaining), detail),
+            **{f"{task}_train": remaining, f"{task}_val": cases},
+        )
+    return out
+
+
+def _sample_distinct(
+    sampler: NegativeSampler, entities: np.ndarray, m: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Sample ``m`` distinct negatives per entity, shape (n, m)."""
+    out = sampler.sample(entities, m, rng)
+    while True:
+        order = np.argsort(out, axis=1, kind="stable")
+        s = np.take_along_axis(out, order, axis=1)
+        dup_sorted = np.zeros(out.shape, bool)
+        dup_sorted[:, 1:] = s[:, 1:] == s[:, :-1]
+        if not dup_sorted.any():
+            return out
+        dup = np.zeros(out.shape, bool)
+        np.put_along_axis(dup, order, dup_sorted, axis=1)
+        rows = np.nonzero(dup)[0]
+        out[dup] = sampler.sample(entities[rows], 1, rng)[:, 0]

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up everything: a virtual environment in .venv with the package, its notebooks' and its
+# book's dependencies. Run from anywhere: `bash scripts/setup.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+"$PYTHON" - <<'PY'
+import sys
+if sys.version_info < (3, 10):
+    sys.exit(f"grouprec needs Python >= 3.10, this is {sys.version.split()[0]}")
+PY
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+# PyTorch first, pinned to the CPU build the course is tested with. Installing the package first
+# would let pip choose the newest torch, which on Linux is a multi-GB CUDA build.
+.venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
+.venv/bin/python -m pip install --quiet -e ".[dev,book]"
+# The notebooks run in a kernel that uses this environment.
+.venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+
+# A real browser for the book's page tests (Debian/Ubuntu; skipped elsewhere).
+if [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ]; then
+    :
+elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+        || echo "note: could not install chromium; the book's browser tests will be skipped"
+fi
+
+echo "grouprec is set up in .venv. Data directory: ${GROUPREC_DATA:-not set (see README)}"
