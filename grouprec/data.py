@@ -29,6 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from grouprec.constants import DATA_ENV, KNOWN_DATASETS, N_NEGATIVES, TASKS
+from grouprec.fetch import default_data_dir
 
 __all__ = [
     "DataFormatError",
@@ -295,10 +296,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The data directory: the argument, else ``$GROUPREC_DATA``, else ``~/.cache/grouprec``."""
     if data_dir is not None:
         return Path(data_dir).expanduser()
-    env = os.environ.get(DATA_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "grouprec"
+    return default_data_dir()
 
 
 def find_dataset(
@@ -961,6 +959,13 @@ def split_validation(
         held_keys = keys[held]
         remaining = train.select(~np.isin(train.keys(out.n_items), held_keys))
         sampler = NegativeSampler(train, out.n_items)
+        free = out.n_items - counts  # items outside each entity's training positives
+        if held.any() and free[ent[held]].min() < n_negatives:
+            worst = int(ent[held][np.argmin(free[ent[held]])])
+            raise ValueError(
+                f"n_negatives={n_negatives} is more than the {int(free[worst])} items outside the "
+                f"training positives of {task} {worst}; lower n_negatives"
+            )
         val_entity = held_keys // out.n_items
         val_item = held_keys % out.n_items
         negatives = _sample_distinct(sampler, val_entity, n_negatives, rng)

@@ -20,6 +20,14 @@ PY
 # The notebooks run in a kernel that uses this environment.
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 
+# The book's JavaScript (MathJax 3, the ipywidgets HTML manager), pinned in package-lock.json and
+# served by the site itself, so that the book builds and reads offline.
+if command -v npm >/dev/null 2>&1; then
+    npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+else
+    echo "note: npm not found: install Node.js to build the book (scripts/build_book.sh)"
+fi
+
 # A real browser for the book's page tests (Debian/Ubuntu; skipped elsewhere).
 if [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ]; then
     :

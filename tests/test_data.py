@@ -278,3 +278,9 @@ def test_crlf_files_load_identically(tiny_dir, tmp_path):
     np.testing.assert_array_equal(plain.group_test.negatives, crlf.group_test.negatives)
     np.testing.assert_array_equal(plain.user_train.rating, crlf.user_train.rating)
     assert [m.tolist() for m in plain.group_members] == [m.tolist() for m in crlf.group_members]
+
+
+def test_split_validation_too_many_negatives_raises(tiny_dir):
+    ds = D.load_dataset(tiny_dir)
+    with pytest.raises(ValueError, match="n_negatives=5 is more than"):
+        D.split_validation(ds, n_negatives=5, min_train=1, tasks=["user"])
