@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
-    from grouprec import fetch, synthetic
+    from grouprec import case_study, fetch, synthetic
+
+    p = sub.add_parser("case-study", help="the full group-recommendation case study, headless")
+    case_study.add_cli_arguments(p)
+    p.set_defaults(handler=case_study.run_cli)
 
     p = sub.add_parser("fetch", help="download a benchmark dataset and verify its checksums")
     fetch.add_cli_arguments(p)

@@ -932,6 +932,7 @@ def split_validation(
     min_train: int = 2,
     n_negatives: int = N_NEGATIVES,
     tasks: Iterable[str] = TASKS,
+    negatives: str = "unseen",
 ) -> GroupDataset:
     """Hold out ``n_val`` training items per entity as a validation split.
 
@@ -939,8 +940,12 @@ def split_validation(
     it keeps ``min_train`` for training; the others keep all their data (the log counts them).
     Each held-out item is removed from training with every row of its pair, and gets
     ``n_negatives`` distinct negatives sampled uniformly from items that are not training
-    positives of the entity, mirroring the benchmark's test protocol. Test data is not read.
+    positives of the entity. With ``negatives="any"`` they are drawn from every item but the
+    held-out one, as the benchmarks' own test lists were (those lists contain training positives
+    of their entity). Test data is not read.
     """
+    if negatives not in ("unseen", "any"):
+        raise ValueError(f"negatives must be 'unseen' or 'any', got {negatives!r}")
     rng = np.random.default_rng(seed)
     out = dataset
     for task in tasks:
@@ -958,8 +963,12 @@ def split_validation(
         held = eligible[ent] & (rank < n_val)
         held_keys = keys[held]
         remaining = train.select(~np.isin(train.keys(out.n_items), held_keys))
-        sampler = NegativeSampler(train, out.n_items)
-        free = out.n_items - counts  # items outside each entity's training positives
+        held_pairs = np.isin(train.keys(out.n_items), held_keys)
+        excluded = train if negatives == "unseen" else train.select(held_pairs)
+        sampler = NegativeSampler(excluded, out.n_items)
+        free = out.n_items - (
+            counts if negatives == "unseen" else np.minimum(counts, n_val)
+        )  # items outside each entity's training positives
         if held.any() and free[ent[held]].min() < n_negatives:
             worst = int(ent[held][np.argmin(free[ent[held]])])
             raise ValueError(
@@ -968,8 +977,8 @@ def split_validation(
             )
         val_entity = held_keys // out.n_items
         val_item = held_keys % out.n_items
-        negatives = _sample_distinct(sampler, val_entity, n_negatives, rng)
-        cases = EvalCases(val_entity, val_item, negatives)
+        val_negatives = _sample_distinct(sampler, val_entity, n_negatives, rng)
+        cases = EvalCases(val_entity, val_item, val_negatives)
         detail = (
             f"{len(cases)} validation cases from {int(eligible.sum())} entities; "
             f"{int((~eligible & (counts > 0)).sum())} entities with fewer than "

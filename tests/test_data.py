@@ -284,3 +284,16 @@ def test_split_validation_too_many_negatives_raises(tiny_dir):
     ds = D.load_dataset(tiny_dir)
     with pytest.raises(ValueError, match="n_negatives=5 is more than"):
         D.split_validation(ds, n_negatives=5, min_train=1, tasks=["user"])
+
+
+def test_split_validation_any_negatives_mirror_the_benchmark(camra):
+    ds = D.benchmark_clean(camra)
+    out = D.split_validation(ds, seed=0, negatives="any", tasks=["group"])
+    val = out.group_val
+    assert not (val.negatives == val.item[:, None]).any()
+    in_train = D.NegativeSampler(out.group_train, out.n_items).is_positive(
+        val.entity, val.negatives
+    )
+    assert 0.01 < in_train.mean() < 0.2  # like the published lists: some negatives were seen
+    with pytest.raises(ValueError, match="negatives must be"):
+        D.split_validation(ds, negatives="some")
