@@ -19,6 +19,13 @@ float64 are kept; any other real dtype is computed and returned as float64. A si
 passed as an (S, I) matrix, with ``mask`` None (all rows are members) or of shape (S,); the result
 then has shape (I,) instead of (G, I).
 
+Learned aggregation. :class:`AGREE` learns how much each member counts, per candidate item, with
+an attention network, and adds a group-specific embedding (Cao et al., 2018); it trains with BPR
+on group and user interactions together (:class:`JointBatches`, :func:`agree_step_loss`) through
+:func:`grouprec.training.fit`. :class:`AGREERecommender` and :class:`RuleRecommender` (a static
+rule over the member scores of any user-level recommender) implement the common recommender
+interface of :mod:`grouprec.evaluation`.
+
 Ties. The value rules (average, least misery, most pleasure, multiplicative, average without
 misery, Borda, approval) return tied scores for items they cannot tell apart; :func:`top_k`
 turns scores into a list and puts tied items in item-index order. The two sequential rules,
@@ -43,21 +50,52 @@ as relevance and disagreement; least misery and average as its extremes.)
 Lin, X., Zhang, M., Zhang, Y., Gu, Z., Liu, Y. and Ma, S. (2017). Fairness-aware group
 recommendation with Pareto-efficiency. *Proceedings of the 11th ACM Conference on Recommender
 Systems (RecSys)*, 107-115. (Fairness towards the least-satisfied member; greedy list building.)
+
+Cao, D., He, X., Miao, L., An, Y., Yang, C. and Hong, R. (2018). Attentive group recommendation.
+*Proceedings of the 41st International ACM SIGIR Conference on Research and Development in
+Information Retrieval*, 645-654. (AGREE: item-dependent attention over members, a
+group-specific embedding, an NCF-style prediction layer, joint training on user and group data.)
+
+Bahdanau, D., Cho, K. and Bengio, Y. (2015). Neural machine translation by jointly learning to
+align and translate. *3rd International Conference on Learning Representations (ICLR)*.
+(Additive attention: a small network scores each element, a softmax turns scores into weights.)
+
+He, X., Liao, L., Zhang, H., Nie, L., Hu, X. and Chua, T.-S. (2017). Neural collaborative
+filtering. *Proceedings of the 26th International Conference on World Wide Web*, 173-182.
+
+Rendle, S., Freudenthaler, C., Gantner, Z. and Schmidt-Thieme, L. (2009). BPR: Bayesian
+personalized ranking from implicit feedback. *Proceedings of the 25th Conference on Uncertainty
+in Artificial Intelligence (UAI)*, 452-461.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
+from torch import Tensor, nn
+
+from grouprec.constants import DEFAULT_SEED
+from grouprec.data import EvalCases, GroupDataset, Interactions, NegativeSampler
+from grouprec.preference import bpr_loss
+from grouprec.training import History, fit, ranking_val_fn, seed_everything, select_device
 
 __all__ = [
+    "AGREE",
+    "LIST_RULES",
+    "NORMALISATIONS",
     "RULES",
     "TIE_ATOL",
+    "AGREERecommender",
+    "JointBatches",
+    "RuleRecommender",
+    "agree_step_loss",
     "aggregate",
     "approval",
     "average",
@@ -680,3 +718,1056 @@ def aggregate(scores: Array, mask: AnyArray | None, rule: str, **params) -> Arra
     if rule not in RULES:
         raise ValueError(f"unknown aggregation rule {rule!r}; choose one of {sorted(RULES)}")
     return RULES[rule](scores, mask, **params)
+
+
+# --------------------------------------------------------------------------------------------
+# Static rules over the member scores of a user-level recommender
+# --------------------------------------------------------------------------------------------
+
+#: The rules that build a list one position at a time and break their last ties by item index.
+LIST_RULES = ("plurality", "fairness_greedy")
+
+#: How :class:`RuleRecommender` puts each member's scores on a common scale.
+NORMALISATIONS = ("minmax", "rank", "none")
+
+# At most this many (row, member slot, candidate) cells are scored or aggregated at once.
+_CELLS = 1 << 22
+
+
+def _fmix64(x: np.ndarray) -> np.ndarray:
+    """The 64-bit finaliser of MurmurHash3 (Appleby, 2011): a bijective mixing of uint64s."""
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xFF51AFD7ED558CCD)
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xC4CEB9FE1A85EC53)
+    return x ^ (x >> np.uint64(33))
+
+
+def _tie_keys(seed: int, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """A pseudo-random key per (seed, entity, item), shape of ``items`` (n, c).
+
+    A fixed function of the three ids: a candidate's key does not depend on its column, on the
+    other candidates, or on how a call is batched.
+    """
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps around by design
+        h = _fmix64(np.full(items.shape, seed, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+        h = _fmix64(h ^ entities.astype(np.uint64)[:, None])
+        return _fmix64(h ^ items.astype(np.uint64))
+
+
+def _check_ids_np(name: str, ids: np.ndarray, n: int, what: str) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer {what} ids, got dtype {ids.dtype}")
+    ids = ids.astype(np.int64, copy=False)
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
+        raise ValueError(f"{name} holds {what} id {bad}, outside 0..{n - 1}")
+    return ids
+
+
+def _check_entities_items(
+    entities: np.ndarray, items: np.ndarray, n_entities: int, n_items: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    entities = np.asarray(entities)
+    items = np.asarray(items)
+    if entities.ndim != 1 or items.ndim != 2 or items.shape[0] != entities.shape[0]:
+        raise ValueError(
+            f"entities must have shape (n,) and items (n, c); got {entities.shape} and "
+            f"{items.shape}"
+        )
+    entities = _check_ids_np("entities", entities, n_entities, what)
+    items = _check_ids_np("items", items, n_items, "item")
+    return entities, items
+
+
+def _size_chunks(sizes: np.ndarray, cells_per_slot: int) -> Iterator[np.ndarray]:
+    """Positions of groups in chunks of similar size, smallest first, each within the budget.
+
+    A chunk of groups padded to its own largest size s costs rows * s * ``cells_per_slot``
+    cells; chunks are cut so that this stays under :data:`_CELLS` (a chunk holds at least one
+    group). Sorting by size keeps the padding of each chunk small, which matters where a few
+    groups are much larger than the rest (Mafengwo: median 8 members, largest 48).
+    """
+    order = np.argsort(sizes, kind="stable")
+    sizes = np.asarray(sizes)[order]
+    start = 0
+    while start < len(order):
+        cost = np.arange(1, len(order) - start + 1) * sizes[start:] * max(1, cells_per_slot)
+        stop = start + max(1, int(np.searchsorted(cost, _CELLS, side="right")))
+        yield order[start:stop]
+        start = stop
+
+
+class RuleRecommender:
+    """A static rule applied to the member scores of a user-level recommender.
+
+    For a group g and its candidate items, every member u scores every candidate with the base
+    recommender, :math:`r_{uj}`; each member's scores are put on a common scale (``normalise``),
+    because the rules compare and add scores of different people; and the rule turns the
+    (members x candidates) matrix into group scores :math:`R_j` (see :data:`RULES`). Groups are
+    processed in batches of padded member lists, as :func:`aggregate` expects.
+
+    **Who has a say.** A member without any training interaction (``skip_inactive``) has no
+    preferences the base could have learned: a latent-factor model returns its random initial
+    vector, an item-item model all zeros. A member whose scores do not tell the candidates apart
+    expresses no preference among them either. Both are left out of the aggregation; a group in
+    which nobody has a say keeps all its members (their scores are then uninformative anyway).
+    On Mafengwo about two members in three have no training interaction.
+
+    **Ties in list rules.** :data:`LIST_RULES` build a list position by position and break their
+    last ties by the lower candidate index. In the sampled protocol the held-out item sits in
+    column 0 of every candidate list, so that tie-break would hand it every tie. Before a list
+    rule runs, each row's candidates are therefore reordered by a pseudo-random key of (seed,
+    group, item), and the scores are put back in the caller's order afterwards: ties go to a
+    random candidate, the same one however the call is batched.
+
+    Parameters
+    ----------
+    base : Recommender
+        A recommender for the user task, e.g. ``EASE`` or ``BPRRecommender``.
+    rule : str
+        A key of :data:`RULES`.
+    normalise : {"minmax", "rank", "none"}
+        ``"minmax"``: each member's scores over the candidates scaled to [0, 1], their favourite
+        1 and their least favourite 0; ``"rank"``: the share of the other candidates the member
+        scores lower (ties count half), also in [0, 1]; ``"none"``: the raw scores (thresholds
+        and the multiplicative rule then depend on the base's scale).
+    skip_inactive : bool
+        Leave members without training interactions out of the aggregation (see above).
+    fit_base : bool
+        Make :meth:`fit` fit ``base`` on the user task first; False uses ``base`` as it is.
+    seed : int
+        Seeds the random tie order of the list rules.
+    **params
+        The rule's own parameters: ``threshold`` (on the normalised scale) for ``approval`` and
+        ``average_without_misery``, ``k`` for ``fairness_greedy`` and ``plurality``. A list rule
+        given a ``k`` larger than the number of candidates lists all of them.
+
+    Attributes
+    ----------
+    members_, mask_ : np.ndarray
+        The dataset's padded member lists (n_groups, S) and their mask.
+    active_ : np.ndarray
+        Shape (n_users,), True for users with at least one training interaction.
+    known_ : scipy.sparse.csr_matrix
+        Shape (n_groups, n_items), the groups' training items (see :meth:`score_all`).
+    """
+
+    def __init__(
+        self,
+        base: Any,
+        rule: str,
+        *,
+        normalise: str = "minmax",
+        skip_inactive: bool = True,
+        fit_base: bool = True,
+        seed: int = DEFAULT_SEED,
+        **params: Any,
+    ) -> None:
+        if rule not in RULES:
+            raise ValueError(f"unknown aggregation rule {rule!r}; choose one of {sorted(RULES)}")
+        if normalise not in NORMALISATIONS:
+            raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
+        if not callable(getattr(base, "score", None)):
+            raise TypeError(f"base must be a recommender with a score method, got {base!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.base = base
+        self.rule = rule
+        self.normalise = normalise
+        self.skip_inactive = bool(skip_inactive)
+        self.fit_base = bool(fit_base)
+        self.seed = int(seed)
+        self.params = dict(params)
+
+    @property
+    def name(self) -> str:
+        """Label in results tables: the rule's name."""
+        return self.rule
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments (the base by its name)."""
+        return {
+            "base": getattr(self.base, "name", type(self.base).__name__),
+            "rule": self.rule,
+            "normalise": self.normalise,
+            "skip_inactive": self.skip_inactive,
+            "seed": self.seed,
+            **self.params,
+        }
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def fit(self, dataset: GroupDataset, task: str = "group") -> RuleRecommender:
+        """Remember the groups' members (and fit the base on the user task if ``fit_base``)."""
+        if task != "group":
+            raise ValueError(
+                f"RuleRecommender recommends to groups, so task must be 'group'; got {task!r}"
+            )
+        if self.fit_base:
+            self.base.fit(dataset, "user")
+        self.members_, self.mask_ = dataset.member_padded()  # (G, S) each
+        self.active_ = np.bincount(dataset.user_train.entity, minlength=dataset.n_users) > 0
+        self.known_ = dataset.train_matrix("group")  # (G, I) each group's training items
+        self.n_groups_ = int(dataset.n_groups)
+        self.n_users_ = int(dataset.n_users)
+        self.n_items_ = int(dataset.n_items)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "members_"):
+            raise RuntimeError(f"{self!r} is not fitted; call fit(dataset, 'group') first")
+
+    def _normalised(self, r: np.ndarray, eligible: np.ndarray | None = None) -> np.ndarray:
+        """Each member's scores on the common scale; (n, S, c) -> same.
+
+        With ``eligible`` (n, c), the scale is set by the eligible candidates alone, and the
+        others are placed strictly below all of them (-1 on the 0-1 scales).
+        """
+        c = r.shape[2]
+        if eligible is None:
+            ok = np.ones((1, 1, c), dtype=bool)
+        else:
+            ok = eligible[:, None, :]  # (n, 1, c)
+        if self.normalise == "rank":
+            # Average ranks 1 (lowest) .. c over the eligible candidates, ties sharing the mean
+            # of the ranks they span; (rank - 1) / (c_ok - 1) is then the share of the other
+            # eligible candidates scored lower, ties counting half.
+            rank = rankdata(np.where(ok, r, -np.inf), method="average", axis=2)  # (n, S, c)
+            n_out = (~ok).sum(axis=2, keepdims=True)  # (n, 1, 1) ineligible, ranked lowest
+            c_ok = np.maximum(c - n_out, 2)
+            out = (rank - n_out - 1.0) / (c_ok - 1)
+            return np.where(ok, np.where(c - n_out > 1, out, 1.0), -1.0)
+        lo = np.where(ok, r, np.inf).min(axis=2, keepdims=True)  # (n, S, 1)
+        hi = np.where(ok, r, -np.inf).max(axis=2, keepdims=True)
+        span = hi - lo
+        if self.normalise == "none":
+            return np.where(ok, r, lo - span - 1.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(ok, np.where(span > 0, (r - lo) / span, 1.0), -1.0)
+
+    def _member_matrix(
+        self,
+        ids: np.ndarray,
+        mask: np.ndarray,
+        items: np.ndarray,
+        eligible: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised member scores r (n, S, c) and who has a say (n, S), for padded members."""
+        n, S = ids.shape
+        c = items.shape[1]
+        r = np.zeros((n, S, c))
+        rows, slots = np.nonzero(mask)
+        if len(rows):
+            scores = np.asarray(self.base.score(ids[rows, slots], items[rows]), dtype=np.float64)
+            if scores.shape != (len(rows), c):
+                raise ValueError(
+                    f"base.score returned shape {scores.shape}, expected {(len(rows), c)}"
+                )
+            r[rows, slots] = scores
+        r = self._normalised(r, eligible)
+        ok = np.ones((1, 1, c), dtype=bool) if eligible is None else eligible[:, None, :]
+        top = np.where(ok, r, -np.inf).max(axis=2)  # (n, S) over the eligible candidates
+        bottom = np.where(ok, r, np.inf).min(axis=2)
+        say = mask & (top > bottom)  # (n, S) the member tells the candidates apart
+        if self.skip_inactive:
+            say &= self.active_[ids]
+        nobody = ~say.any(axis=1)
+        say[nobody] = mask[nobody]
+        return r, say
+
+    def _aggregate(
+        self, r: np.ndarray, say: np.ndarray, keys_for: np.ndarray, items: np.ndarray
+    ) -> np.ndarray:
+        """Group scores (n, c) from member scores r (n, S, c) of the members with a say."""
+        params = dict(self.params)
+        c = items.shape[1]
+        if self.rule not in LIST_RULES:
+            return np.asarray(aggregate(r, say, self.rule, **params), dtype=np.float64)
+        if params.get("k") is not None:
+            params["k"] = min(int(params["k"]), c)
+        perm = np.argsort(_tie_keys(self.seed, keys_for, items), axis=1)  # (n, c)
+        R_perm = aggregate(
+            np.take_along_axis(r, perm[:, None, :], axis=2), say, self.rule, **params
+        )
+        R = np.empty((len(items), c))
+        np.put_along_axis(R, perm, np.asarray(R_perm, dtype=np.float64), axis=1)
+        return R
+
+    def score(self, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Group scores (n, c) of candidate items (n, c) for groups ``entities`` (n,)."""
+        self._check_fitted()
+        groups, items = _check_entities_items(
+            entities, items, self.n_groups_, self.n_items_, "group"
+        )
+        n, c = items.shape
+        out = np.empty((n, c))
+        sizes = self.mask_.sum(axis=1)[groups]
+        for rows in _size_chunks(sizes, c):
+            g, it = groups[rows], items[rows]
+            width = int(sizes[rows].max())  # members come first in every padded row
+            r, say = self._member_matrix(self.members_[g, :width], self.mask_[g, :width], it)
+            out[rows] = self._aggregate(r, say, g, it)
+        return out
+
+    def score_all(self, entities: np.ndarray) -> np.ndarray:
+        """Group scores (n, n_items) of every item, for full ranking and top-K lists.
+
+        As :meth:`score` with every item a candidate, except for the list rules: they build
+        their list from the items the group has no training interaction with, on the members'
+        scale over those items, and rank the group's training items last. Full ranking and
+        ``beyond_accuracy`` leave the training items out afterwards; a list built with them
+        would lose its best places and leave only its tied tail.
+        """
+        self._check_fitted()
+        groups = np.asarray(entities)
+        if groups.ndim != 1:
+            raise ValueError(f"entities must have shape (n,), got {groups.shape}")
+        groups = _check_ids_np("entities", groups, self.n_groups_, "group")
+        if self.rule not in LIST_RULES:
+            items = np.broadcast_to(np.arange(self.n_items_), (len(groups), self.n_items_))
+            return self.score(groups, items)
+        out = np.empty((len(groups), self.n_items_))
+        sizes = self.mask_.sum(axis=1)[groups]
+        for rows in _size_chunks(sizes, self.n_items_):
+            g = groups[rows]
+            it = np.broadcast_to(np.arange(self.n_items_), (len(g), self.n_items_))
+            eligible = ~self.known_[g].toarray().astype(bool)  # (n, I)
+            eligible[~eligible.any(axis=1)] = True  # a group that has every item: no exclusion
+            width = int(sizes[rows].max())
+            r, say = self._member_matrix(
+                self.members_[g, :width], self.mask_[g, :width], it, eligible
+            )
+            out[rows] = self._aggregate(r, say, g, it)
+        return out
+
+    def score_members(
+        self, members: Sequence[int] | np.ndarray, items: np.ndarray, group: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score candidates for any set of users, e.g. a group composed on the spot.
+
+        Parameters
+        ----------
+        members : sequence of int
+            User ids, at least one.
+        items : array of int, shape (c,)
+            Candidate items.
+        group : int, optional
+            A group id to seed the random tie order of list rules with (any integer works).
+
+        Returns
+        -------
+        R : np.ndarray
+            Shape (c,), the group scores.
+        r : np.ndarray
+            Shape (|members|, c), each member's normalised scores.
+        say : np.ndarray
+            Shape (|members|,), bool: who took part in the aggregation.
+        """
+        self._check_fitted()
+        ids = _check_ids_np("members", np.asarray(members), self.n_users_, "user")
+        items = _check_ids_np("items", np.asarray(items), self.n_items_, "item")
+        if ids.ndim != 1 or len(ids) == 0 or items.ndim != 1 or len(items) == 0:
+            raise ValueError(
+                f"members and items must be non-empty 1-d id lists; got shapes {ids.shape} "
+                f"and {items.shape}"
+            )
+        r, say = self._member_matrix(ids[None], np.ones((1, len(ids)), bool), items[None])
+        key = np.array([-1 if group is None else int(group)], dtype=np.int64)
+        R = self._aggregate(r, say, key, items[None])
+        return R[0], r[0], say[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Learned aggregation: AGREE
+# --------------------------------------------------------------------------------------------
+
+
+def _check_index(name: str, ids: Tensor, n: int) -> None:
+    if not isinstance(ids, Tensor) or ids.dtype not in (torch.int64, torch.int32):
+        got = ids.dtype if isinstance(ids, Tensor) else type(ids).__name__
+        raise TypeError(f"{name} must be an integer tensor of ids, got {got}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
+        bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
+        raise IndexError(f"{name} holds id {bad}, outside 0..{n - 1}")
+
+
+def _check_size(name: str, value: int, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class AGREE(nn.Module):
+    """Attentive group recommendation, AGREE (Cao et al., 2018), with BPR-ready scores.
+
+    Every user u has an embedding :math:`\\mathbf{p}_u`, every item j an embedding
+    :math:`\\mathbf{q}_j` and every group g a group-specific embedding :math:`\\mathbf{e}_g`
+    (rows of ``P``, ``Q`` and ``E``). For group g and candidate item j, each member u gets an
+    attention score from a one-hidden-layer network (additive attention, Bahdanau et al., 2015)
+
+    .. math:: o_{gu}(j) = \\mathbf{h}^\\top \\operatorname{ReLU}(\\mathbf{W}_p \\mathbf{p}_u +
+       \\mathbf{W}_q \\mathbf{q}_j + \\mathbf{b}),
+
+    a softmax over the group's members turns the scores into weights
+    :math:`\\alpha_{gu}(j) = \\exp o_{gu}(j) / \\sum_{v \\in \\mathcal{M}_g} \\exp o_{gv}(j)`,
+    and the group is represented, for this candidate, by
+
+    .. math:: \\mathbf{g}_g(j) = \\sum_{u \\in \\mathcal{M}_g} \\alpha_{gu}(j)\\, \\mathbf{p}_u +
+       \\mathbf{e}_g .
+
+    The weights depend on the candidate: a member may lead on films and follow on restaurants.
+    Groups are padded to S member slots; a padded slot's score is set to :math:`-\\infty` before
+    the softmax, so its weight is exactly 0 whatever id it holds.
+
+    The prediction layer is the NCF-style network of the paper (He et al., 2017): for an entity
+    representation :math:`\\mathbf{x}` (a group's :math:`\\mathbf{g}_g(j)` or a user's
+    :math:`\\mathbf{p}_u`) and item :math:`\\mathbf{q}_j`,
+
+    .. math:: \\hat y = \\mathbf{w}_2^\\top \\operatorname{ReLU}(\\mathbf{W}_1 [\\mathbf{x} \\odot
+       \\mathbf{q}_j;\\, \\mathbf{x};\\, \\mathbf{q}_j] + \\mathbf{b}_1) + b_2,
+
+    shared by groups and users, so that user data trains the member and item embeddings the
+    groups use. The score is a logit (no sigmoid): BPR needs only score differences.
+
+    :math:`\\mathbf{e}_g` starts at 0, so that until its own choices say otherwise a group is the
+    attention-weighted mix of its members; a group composed on the spot (no id) uses 0 too.
+
+    Parameters
+    ----------
+    n_users, n_items, n_groups : int
+        Sizes of the id spaces.
+    n_slots : int
+        S, the width of the padded member table (the largest group size).
+    d : int
+        Width of every embedding.
+    attention_dim : int
+        Width of the attention network's hidden layer (rows of W_p and W_q).
+    hidden : int
+        Width of the prediction layer's hidden layer (rows of W_1).
+    dropout : float
+        Dropout rate on both hidden layers, in training mode only.
+    init_std : float
+        Standard deviation of the normal initialisation of P and Q.
+    members, member_mask : array, shape (n_groups, n_slots), optional
+        Member user ids (padded with any valid id) and the mask of real members, as returned
+        by ``GroupDataset.member_padded``. Stored as buffers, so they travel with the weights;
+        when loading a checkpoint they may be left out.
+
+    Attributes
+    ----------
+    P, Q, E : nn.Embedding
+        User (n_users, d), item (n_items, d) and group-specific (n_groups, d) embeddings.
+    W_p, W_q, h : nn.Linear
+        The attention network; ``W_q``'s bias is b, ``h`` has one output and no bias.
+    W_1, w_2 : nn.Linear
+        The prediction layer.
+    members, member_mask : Tensor
+        Buffers of shape (n_groups, n_slots).
+    config : dict
+        The constructor arguments except the member table (stored in checkpoints).
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        n_groups: int,
+        n_slots: int,
+        d: int = 32,
+        attention_dim: int = 16,
+        hidden: int = 8,
+        dropout: float = 0.0,
+        init_std: float = 0.1,
+        members: np.ndarray | Tensor | None = None,
+        member_mask: np.ndarray | Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        self.config = {
+            "n_users": _check_size("n_users", n_users),
+            "n_items": _check_size("n_items", n_items),
+            "n_groups": _check_size("n_groups", n_groups),
+            "n_slots": _check_size("n_slots", n_slots),
+            "d": _check_size("d", d),
+            "attention_dim": _check_size("attention_dim", attention_dim),
+            "hidden": _check_size("hidden", hidden),
+            "dropout": float(dropout),
+            "init_std": float(init_std),
+        }
+        G, S = n_groups, n_slots
+        self.P = nn.Embedding(n_users, d)
+        self.Q = nn.Embedding(n_items, d)
+        self.E = nn.Embedding(n_groups, d)
+        nn.init.normal_(self.P.weight, std=init_std)
+        nn.init.normal_(self.Q.weight, std=init_std)
+        nn.init.zeros_(self.E.weight)
+        self.W_p = nn.Linear(d, attention_dim, bias=False)
+        self.W_q = nn.Linear(d, attention_dim)  # its bias is b
+        self.h = nn.Linear(attention_dim, 1, bias=False)
+        self.W_1 = nn.Linear(3 * d, hidden)  # its bias is b_1
+        self.w_2 = nn.Linear(hidden, 1)  # its bias is b_2
+        self.dropout = nn.Dropout(dropout)
+
+        if (members is None) != (member_mask is None):
+            raise ValueError("pass members and member_mask together, or neither")
+        if members is None:  # placeholders, e.g. before load_checkpoint fills them
+            ids = torch.zeros(G, S, dtype=torch.int64)
+            mask = torch.zeros(G, S, dtype=torch.bool)
+            mask[:, 0] = True
+        else:
+            ids = torch.as_tensor(np.asarray(members), dtype=torch.int64)
+            mask = torch.as_tensor(np.asarray(member_mask)).to(torch.bool)
+            if tuple(ids.shape) != (G, S) or tuple(mask.shape) != (G, S):
+                raise ValueError(
+                    f"members and member_mask must have shape (n_groups, n_slots) = {(G, S)}; "
+                    f"got {tuple(ids.shape)} and {tuple(mask.shape)}"
+                )
+            empty = (~mask.any(1)).nonzero().flatten()
+            if len(empty):
+                raise ValueError(f"group {int(empty[0])} has no member: its mask row is all False")
+            _check_index("members", ids[mask], n_users)
+            ids = ids.masked_fill(~mask, 0)  # padded slots hold a valid id, never used
+        self.register_buffer("members", ids)
+        self.register_buffer("member_mask", mask)
+
+    # -- building blocks -------------------------------------------------------------------
+    def attention_logits(self, p: Tensor, q: Tensor) -> Tensor:
+        """Scores :math:`o_{gu}(j)` of members ``p`` (B, S, d) for candidates ``q`` (B, c, d).
+
+        Returns (B, c, S); padded slots are not masked here.
+        """
+        a_p = self.W_p(p)  # (B, S, a)  W_p p_u, once per member
+        a_q = self.W_q(q)  # (B, c, a)  W_q q_j + b, once per candidate
+        H = torch.relu(a_q[:, :, None, :] + a_p[:, None, :, :])  # (B, c, S, a)
+        return self.dropout(H) @ self.h.weight[0]  # (B, c, S)
+
+    def predict(self, x: Tensor, q: Tensor) -> Tensor:
+        """The prediction layer: scores of representations ``x`` for items ``q``.
+
+        ``x`` and ``q`` have broadcastable shapes (..., d), e.g. a user's (B, 1, d) against
+        candidates (B, c, d); the result has their broadcast shape without the last axis.
+        """
+        # W_1 [x*q; x; q] = W_xq (x*q) + W_x x + W_qq q: the three column blocks of W_1 applied
+        # separately give the same numbers without building the (..., 3d) concatenation, and let
+        # a user's W_x p_u be computed once for all of its candidates.
+        d = q.shape[-1]
+        W_xq, W_x, W_qq = self.W_1.weight.split(d, dim=1)  # (hidden, d) each
+        z = (x * q) @ W_xq.T + x @ W_x.T + q @ W_qq.T + self.W_1.bias  # (..., hidden)
+        return self.w_2(self.dropout(torch.relu(z)))[..., 0]  # (...)
+
+    def _group_scores(
+        self, ids: Tensor, m: Tensor, e: Tensor | None, items: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Scores (B, c) and weights (B, c, S) for padded members ``ids``, mask ``m`` (B, S)."""
+        B, S = ids.shape
+        if B == 0:
+            return items.new_zeros(items.shape, dtype=self.Q.weight.dtype), items.new_zeros(
+                (*items.shape, S), dtype=self.Q.weight.dtype
+            )
+        # Only the slots that hold a member in some row of the batch are computed.
+        width = int(m.any(0).nonzero().max()) + 1
+        p = self.P(ids[:, :width])  # (B, S', d)
+        q = self.Q(items)  # (B, c, d)
+        o = self.attention_logits(p, q)  # (B, c, S')
+        o = o.masked_fill(~m[:, None, :width], -math.inf)  # padded slots: weight exactly 0
+        alpha = torch.softmax(o, dim=-1)  # (B, c, S')
+        # sum_u alpha_gu(j) p_u as a broadcast product and a sum: with a handful of members per
+        # group this is faster than torch.bmm's many tiny matrix products.
+        g = (alpha[..., None] * p[:, None, :, :]).sum(2)  # (B, c, d)
+        if e is not None:
+            g = g + e[:, None, :]  # + e_g
+        y = self.predict(g, q)  # (B, c)
+        if width < S:
+            alpha = nn.functional.pad(alpha, (0, S - width))  # (B, c, S)
+        return y, alpha
+
+    @staticmethod
+    def _shapes(entities: Tensor, items: Tensor, what: str) -> bool:
+        if entities.ndim != 1 or items.ndim not in (1, 2) or items.shape[0] != entities.shape[0]:
+            raise ValueError(
+                f"{what} must have shape (B,) and items (B,) or (B, c); got "
+                f"{tuple(entities.shape)} and {tuple(items.shape)}"
+            )
+        return items.ndim == 1
+
+    # -- scores ----------------------------------------------------------------------------
+    def forward(
+        self, groups: Tensor, items: Tensor, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Group scores :math:`\\hat y_{gj}`: groups (B,) with items (B,) or (B, c).
+
+        Returns scores of the shape of ``items``; with ``return_attention`` also the weights
+        :math:`\\alpha_{gu}(j)`, shape (B, S) or (B, c, S), 0 on padded slots.
+        """
+        _check_index("groups", groups, self.E.num_embeddings)
+        _check_index("items", items, self.Q.num_embeddings)
+        single = self._shapes(groups, items, "groups")
+        it = items[:, None] if single else items  # (B, c)
+        y, alpha = self._group_scores(
+            self.members[groups], self.member_mask[groups], self.E(groups), it
+        )
+        if single:
+            y, alpha = y[:, 0], alpha[:, 0]
+        return (y, alpha) if return_attention else y
+
+    def attention(self, groups: Tensor, items: Tensor) -> Tensor:
+        """Member weights :math:`\\alpha_{gu}(j)`, (B, S) for items (B,) or (B, c, S) for (B, c)."""
+        return self.forward(groups, items, return_attention=True)[1]
+
+    def score_users(self, users: Tensor, items: Tensor) -> Tensor:
+        """User scores :math:`\\hat y_{uj}` from the same prediction layer on :math:`\\mathbf{p}_u`.
+
+        users (B,) with items (B,) or (B, c); returns the shape of ``items``.
+        """
+        _check_index("users", users, self.P.num_embeddings)
+        _check_index("items", items, self.Q.num_embeddings)
+        single = self._shapes(users, items, "users")
+        q = self.Q(items)  # (B, d) or (B, c, d)
+        p = self.P(users)  # (B, d)
+        return self.predict(p if single else p[:, None, :], q)  # p_u broadcast over candidates
+
+    def score_members(
+        self,
+        members: Tensor,
+        member_mask: Tensor,
+        items: Tensor,
+        groups: Tensor | None = None,
+        return_attention: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Scores for any member sets, e.g. groups composed on the spot.
+
+        Parameters
+        ----------
+        members, member_mask : Tensor
+            Shape (B, S'): user ids and the mask of real members (at least one per row).
+        items : Tensor
+            Shape (B, c): candidates.
+        groups : Tensor, optional
+            Shape (B,): group ids whose :math:`\\mathbf{e}_g` to add; without them
+            :math:`\\mathbf{e}_g = 0`, as for a group never seen in training.
+        return_attention : bool
+            Also return the weights (B, c, S').
+        """
+        _check_index("members", members, self.P.num_embeddings)
+        _check_index("items", items, self.Q.num_embeddings)
+        if members.shape != member_mask.shape or items.ndim != 2 or len(items) != len(members):
+            raise ValueError(
+                f"members and member_mask must have shape (B, S) and items (B, c); got "
+                f"{tuple(members.shape)}, {tuple(member_mask.shape)} and {tuple(items.shape)}"
+            )
+        m = member_mask.to(torch.bool)
+        if len(m) and not bool(m.any(1).all()):
+            raise ValueError("every row of member_mask needs at least one real member")
+        e = None
+        if groups is not None:
+            _check_index("groups", groups, self.E.num_embeddings)
+            e = self.E(groups)
+        y, alpha = self._group_scores(members.masked_fill(~m, 0), m, e, items)
+        return (y, alpha) if return_attention else y
+
+
+def agree_step_loss(model: AGREE, batch: dict[str, Any], user_weight: float = 1.0) -> Tensor:
+    """The ``loss_fn`` for :func:`grouprec.training.fit`: BPR on groups plus BPR on users.
+
+    ``batch`` comes from :class:`JointBatches`: ``entity`` (B,), ``pos`` (B,), ``neg`` (B, m)
+    and ``n_groups``, the number of leading rows that are groups (the rest are users). Each row
+    scores its positive and its m negatives in one call. With :math:`\\mathcal{L}_G` and
+    :math:`\\mathcal{L}_U` the mean of :math:`-\\ln \\sigma(\\hat y_{ei} - \\hat y_{ej})` over the
+    batch's group and user (row, negative) pairs, the loss is
+
+    .. math:: \\mathcal{L} = \\mathcal{L}_G + \\beta\\, \\mathcal{L}_U,
+
+    with :math:`\\beta` = ``user_weight`` (a batch without one kind has only the other term).
+    Each kind is averaged over its own pairs, so the groups keep their weight on a dataset where
+    user pairs outnumber them twenty to one (Mafengwo). Pass
+    ``functools.partial(agree_step_loss, user_weight=...)`` to :func:`~grouprec.training.fit`.
+    """
+    entity, pos, neg = batch["entity"], batch["pos"], batch["neg"]
+    n_groups = int(batch["n_groups"])
+    items = torch.cat([pos[:, None], neg], dim=1)  # (B, 1 + m) positive first
+    loss = items.new_zeros((), dtype=model.Q.weight.dtype)
+    if n_groups:
+        y_g = model(entity[:n_groups], items[:n_groups])  # (B_g, 1 + m)
+        loss = loss + bpr_loss(y_g[:, 0], y_g[:, 1:])  # L_G
+    if n_groups < len(entity):
+        y_u = model.score_users(entity[n_groups:], items[n_groups:])  # (B_u, 1 + m)
+        loss = loss + user_weight * bpr_loss(y_u[:, 0], y_u[:, 1:])  # beta L_U
+    return loss
+
+
+class JointBatches:
+    """One epoch of mixed group and user BPR batches, for :func:`agree_step_loss`.
+
+    Every epoch visits each group and each user training pair once, in one random order over
+    both kinds, so that every batch holds group and user pairs in proportion to their numbers.
+    Negatives come from each pair's own kind: items the group (or the user) has no training
+    interaction with, drawn for the whole epoch in two vectorised calls. Within a batch the group
+    rows come first. Call it as ``batches(epoch, rng)``; :func:`grouprec.training.fit` does.
+
+    Parameters
+    ----------
+    group_train, user_train : Interactions
+        Group-item and user-item training pairs (either may be empty, not both).
+    n_items : int
+        Size of the item id space.
+    n_neg : int
+        Negatives drawn per positive pair.
+    batch_size : int
+        Pairs per batch; the last batch of an epoch may be smaller.
+
+    Yields
+    ------
+    dict
+        ``entity`` (B,) group ids then user ids, ``pos`` (B,), ``neg`` (B, n_neg), all int64
+        CPU tensors, and ``n_groups`` (int), the number of group rows.
+    """
+
+    def __init__(
+        self,
+        group_train: Interactions,
+        user_train: Interactions,
+        n_items: int,
+        n_neg: int = 1,
+        batch_size: int = 4096,
+    ) -> None:
+        if len(group_train) + len(user_train) == 0:
+            raise ValueError("group_train and user_train are both empty: nothing to train on")
+        self.n_neg = _check_size("n_neg", n_neg)
+        self.batch_size = _check_size("batch_size", batch_size)
+        self.n_items = _check_size("n_items", n_items)
+        self.n_group_pairs = len(group_train)
+        self.entity = np.concatenate([group_train.entity, user_train.entity]).astype(np.int64)
+        self.item = np.concatenate([group_train.item, user_train.item]).astype(np.int64)
+        self.group_sampler = NegativeSampler(group_train, n_items)
+        self.user_sampler = NegativeSampler(user_train, n_items)
+
+    @property
+    def n_pairs(self) -> int:
+        """Positive pairs per epoch, groups' and users'."""
+        return len(self.entity)
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return math.ceil(self.n_pairs / self.batch_size)
+
+    def __call__(self, epoch: int, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
+        N, N_g, bs = self.n_pairs, self.n_group_pairs, self.batch_size
+        order = rng.permutation(N)  # rows < N_g are group pairs
+        is_user = order >= N_g
+        # Group rows first within each batch: a stable sort by (batch, kind) moves rows only
+        # inside their batch.
+        order = order[np.argsort((np.arange(N) // bs) * 2 + is_user, kind="stable")]
+        is_group = order < N_g
+        entity = self.entity[order]  # (N,)
+        neg = np.empty((N, self.n_neg), dtype=np.int64)  # (N, m)
+        neg[is_group] = self.group_sampler.sample(entity[is_group], self.n_neg, rng)
+        neg[~is_group] = self.user_sampler.sample(entity[~is_group], self.n_neg, rng)
+        entity_t = torch.from_numpy(entity)
+        pos_t = torch.from_numpy(self.item[order])
+        neg_t = torch.from_numpy(neg)
+        n_groups = np.add.reduceat(is_group, np.arange(0, N, bs))  # (batches,)
+        for b, start in enumerate(range(0, N, bs)):
+            stop = start + bs
+            yield {
+                "entity": entity_t[start:stop],
+                "pos": pos_t[start:stop],
+                "neg": neg_t[start:stop],
+                "n_groups": int(n_groups[b]),
+            }
+
+
+def _score_groups(model: AGREE, groups: Tensor, items: Tensor) -> Tensor:
+    return model(groups, items)
+
+
+def _score_users(model: AGREE, users: Tensor, items: Tensor) -> Tensor:
+    return model.score_users(users, items)
+
+
+class AGREERecommender:
+    """AGREE trained with BPR on group and user data, behind the common recommender interface.
+
+    ``fit`` trains one :class:`AGREE` on every group and user training pair
+    (:class:`JointBatches`, :func:`agree_step_loss`) with :func:`grouprec.training.fit`, and
+    stops early on NDCG@10 over the validation cases of the fitted task when the dataset has a
+    validation split (it never reads the test split). ``score`` then scores groups (task
+    ``"group"``) or users (task ``"user"``).
+
+    Parameters
+    ----------
+    d : int
+        Embedding width.
+    attention_dim : int
+        Hidden width of the attention network.
+    hidden : int
+        Hidden width of the prediction layer.
+    dropout : float
+        Dropout rate of both hidden layers.
+    epochs : int
+        Largest number of epochs.
+    lr : float
+        Adam's learning rate.
+    n_neg : int
+        Negatives sampled per positive pair and epoch.
+    user_weight : float
+        Weight :math:`\\beta` of the user loss against the group loss (see
+        :func:`agree_step_loss`); 0 trains on groups only, although user pairs are still drawn.
+    batch_size : int
+        Positive pairs per batch.
+    weight_decay : float
+        L2 penalty on all parameters.
+    patience : int or None
+        Epochs without a better validation NDCG@10 before stopping.
+    init_std : float
+        Initialisation scale of the user and item embeddings.
+    seed : int
+        Seeds the initialisation, the batch order, the negatives and dropout.
+    device : str, optional
+        Where to train (see :func:`grouprec.training.select_device`).
+    progress : bool
+        Show a progress bar while training.
+
+    Attributes
+    ----------
+    model_ : AGREE
+        The trained module (best validation epoch).
+    history_ : History
+        Loss and validation curves.
+    task_ : str
+        The task fitted.
+    members_, mask_ : np.ndarray
+        The padded member table (n_groups, S) the model was built with, and its mask.
+    """
+
+    name = "AGREE"
+
+    def __init__(
+        self,
+        d: int = 32,
+        attention_dim: int = 16,
+        hidden: int = 8,
+        dropout: float = 0.0,
+        epochs: int = 30,
+        lr: float = 0.005,
+        n_neg: int = 4,
+        user_weight: float = 1.0,
+        batch_size: int = 4096,
+        weight_decay: float = 0.0,
+        patience: int | None = 5,
+        init_std: float = 0.1,
+        seed: int = DEFAULT_SEED,
+        device: str | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.d = _check_size("d", d)
+        self.attention_dim = _check_size("attention_dim", attention_dim)
+        self.hidden = _check_size("hidden", hidden)
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
+        self.epochs = _check_size("epochs", epochs)
+        self.lr = lr
+        self.n_neg = _check_size("n_neg", n_neg)
+        if not float(user_weight) >= 0.0:
+            raise ValueError(f"user_weight must be a non-negative number, got {user_weight!r}")
+        self.user_weight = float(user_weight)
+        self.batch_size = _check_size("batch_size", batch_size)
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.init_std = init_std
+        self.seed = seed
+        self.device = device
+        self.progress = progress
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments, e.g. for a results table or a grid search."""
+        keys = self.__init__.__code__.co_varnames[1 : self.__init__.__code__.co_argcount]
+        return {k: getattr(self, k) for k in keys}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def build(self, dataset: GroupDataset) -> AGREE:
+        """A fresh, untrained :class:`AGREE` for the dataset's id spaces and groups."""
+        members, mask = dataset.member_padded()  # (G, S) each
+        return AGREE(
+            dataset.n_users,
+            dataset.n_items,
+            dataset.n_groups,
+            members.shape[1],
+            d=self.d,
+            attention_dim=self.attention_dim,
+            hidden=self.hidden,
+            dropout=self.dropout,
+            init_std=self.init_std,
+            members=members,
+            member_mask=mask,
+        )
+
+    def _rows(self, c: int, width: int) -> int:
+        """Rows scored per call so that the attention tensor (rows, c, width, a) stays small."""
+        return max(1, _CELLS // max(1, c * width * self.attention_dim))
+
+    def fit(self, dataset: GroupDataset, task: str = "group") -> AGREERecommender:
+        """Train on all group and user training pairs; validate on ``task``'s validation cases."""
+        if task not in ("user", "group"):
+            raise ValueError(f"task must be 'user' or 'group', got {task!r}")
+        seed_everything(self.seed)  # the initial weights depend on the seed
+        self.model_ = self.build(dataset)
+        self.members_, self.mask_ = dataset.member_padded()
+        self.task_ = task
+        self.dataset_name_ = dataset.name
+        self.n_items_ = int(dataset.n_items)
+        self.n_users_ = int(dataset.n_users)
+        self.n_groups_ = int(dataset.n_groups)
+        batches = JointBatches(
+            dataset.group_train, dataset.user_train, dataset.n_items, self.n_neg, self.batch_size
+        )
+        val = getattr(dataset, f"{task}_val")
+        val_fn = None
+        if val is not None and len(val):
+            width = self.members_.shape[1] if task == "group" else 1
+            if task == "group":
+                # Cases ordered by group size: each validation batch then pads its member lists
+                # only to its own largest group. The order does not change a mean metric.
+                o = np.argsort(self.mask_.sum(axis=1)[val.entity], kind="stable")
+                val = EvalCases(val.entity[o], val.item[o], val.negatives[o])
+            val_fn = ranking_val_fn(
+                val,
+                score=_score_groups if task == "group" else _score_users,
+                batch_size=self._rows(1 + val.negatives.shape[1], width),
+            )
+        self.history_: History = fit(
+            self.model_,
+            partial(agree_step_loss, user_weight=self.user_weight),
+            batches,
+            epochs=self.epochs,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            val_fn=val_fn,
+            patience=self.patience,
+            seed=self.seed,
+            progress=self.progress,
+            device=select_device(self.device),
+        )
+        return self
+
+    def _check_fitted(self) -> AGREE:
+        model = getattr(self, "model_", None)
+        if model is None:
+            raise RuntimeError("call fit(dataset, task) before scoring")
+        return model
+
+    def _run_groups(
+        self, groups: np.ndarray, items: np.ndarray, want_attention: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        model = self._check_fitted()
+        device = next(model.parameters()).device
+        n, c = items.shape
+        S = self.members_.shape[1]
+        y = np.empty((n, c), dtype=np.float32)
+        alpha = np.zeros((n, c, S), dtype=np.float32) if want_attention else None
+        model.eval()
+        with torch.no_grad():
+            for rows in _size_chunks(self.mask_.sum(axis=1)[groups], c * self.attention_dim):
+                g = torch.as_tensor(groups[rows], device=device)
+                it = torch.as_tensor(items[rows], device=device)
+                y_b, a_b = model(g, it, return_attention=True)
+                y[rows] = y_b.float().cpu().numpy()
+                if alpha is not None:
+                    alpha[rows] = a_b.float().cpu().numpy()
+        return y, alpha
+
+    def score(self, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Scores (n, c) of candidate items (n, c) for ``entities`` (n,), groups or users."""
+        model = self._check_fitted()
+        n_entities = self.n_groups_ if self.task_ == "group" else self.n_users_
+        entities, items = _check_entities_items(
+            entities, items, n_entities, self.n_items_, self.task_
+        )
+        if self.task_ == "group":
+            return self._run_groups(entities, items, want_attention=False)[0]
+        device = next(model.parameters()).device
+        step = self._rows(items.shape[1], 1)
+        out = np.empty(items.shape, dtype=np.float32)
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(entities), step):
+                u = torch.as_tensor(entities[start : start + step], device=device)
+                it = torch.as_tensor(items[start : start + step], device=device)
+                out[start : start + step] = model.score_users(u, it).float().cpu().numpy()
+        return out
+
+    def attention_weights(self, groups: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Member weights :math:`\\alpha_{gu}(j)` in the slots of ``dataset.member_padded()``.
+
+        Parameters
+        ----------
+        groups : array of int, shape (n,)
+        items : array of int, shape (n,) or (n, c)
+
+        Returns
+        -------
+        np.ndarray
+            Shape (n, S) or (n, c, S), float32; each row sums to 1 over the group's members and
+            padded slots hold 0.
+        """
+        self._check_fitted()
+        items = np.asarray(items)
+        single = items.ndim == 1
+        groups, items2 = _check_entities_items(
+            groups, items[:, None] if single else items, self.n_groups_, self.n_items_, "group"
+        )
+        alpha = self._run_groups(groups, items2, want_attention=True)[1]
+        return alpha[:, 0] if single else alpha
+
+    def score_members(
+        self, members: Sequence[int] | np.ndarray, items: np.ndarray, group: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and weights for any set of users, e.g. a group composed on the spot.
+
+        Parameters
+        ----------
+        members : sequence of int
+            User ids, at least one.
+        items : array of int, shape (c,)
+            Candidate items.
+        group : int, optional
+            A group id whose :math:`\\mathbf{e}_g` to add; None uses 0 (a new group).
+
+        Returns
+        -------
+        y : np.ndarray
+            Shape (c,), the group scores.
+        alpha : np.ndarray
+            Shape (c, |members|), each candidate's member weights.
+        """
+        model = self._check_fitted()
+        ids = _check_ids_np("members", np.asarray(members), self.n_users_, "user")
+        items = _check_ids_np("items", np.asarray(items), self.n_items_, "item")
+        if ids.ndim != 1 or len(ids) == 0 or items.ndim != 1 or len(items) == 0:
+            raise ValueError(
+                f"members and items must be non-empty 1-d id lists; got shapes {ids.shape} "
+                f"and {items.shape}"
+            )
+        device = next(model.parameters()).device
+        step = self._rows(1, len(ids))
+        y = np.empty(len(items), dtype=np.float32)
+        alpha = np.empty((len(items), len(ids)), dtype=np.float32)
+        m_ids = torch.as_tensor(ids, device=device)[None]  # (1, |M|)
+        mask = torch.ones_like(m_ids, dtype=torch.bool)
+        g = None if group is None else torch.tensor([int(group)], device=device)
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(items), step):
+                it = torch.as_tensor(items[start : start + step], device=device)[None]  # (1, c')
+                y_b, a_b = model.score_members(m_ids, mask, it, g, return_attention=True)
+                y[start : start + step] = y_b[0].float().cpu().numpy()
+                alpha[start : start + step] = a_b[0].float().cpu().numpy()
+        return y, alpha
