@@ -70,6 +70,7 @@ in Artificial Intelligence (UAI)*, 452-461.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -1657,6 +1658,24 @@ class AGREERecommender:
             device=select_device(self.device),
         )
         return self
+
+    def as_task(self, task: str) -> AGREERecommender:
+        """The same fitted model, scoring the entities of ``task`` (no training).
+
+        AGREE learns users and groups together, so one fit serves both tasks: a model fitted
+        (and stopped early) on the group task can rank items for users, and the other way
+        round. The returned object shares the network; only what ``score`` scores changes.
+
+        Parameters
+        ----------
+        task : {"user", "group"}
+        """
+        if task not in ("user", "group"):
+            raise ValueError(f"task must be 'user' or 'group', got {task!r}")
+        self._check_fitted()
+        other = copy.copy(self)
+        other.task_ = task
+        return other
 
     def _check_fitted(self) -> AGREE:
         model = getattr(self, "model_", None)

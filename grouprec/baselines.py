@@ -39,6 +39,7 @@ __all__ = [
     "ItemKNN",
     "Popularity",
     "Random",
+    "check_ids",
     "clear_cache",
     "ease_weights",
     "history",
@@ -246,6 +247,37 @@ def itemknn_weights(
 # --------------------------------------------------------------------------------------------
 
 
+def check_ids(
+    entities: np.ndarray,
+    items: np.ndarray | None,
+    n_entities: int,
+    n_items: int,
+    task: str,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Check ids before scoring: ``entities`` (n,) and ``items`` (n, c) (or None), as int64.
+
+    Raises ``ValueError`` naming the argument, its expected shape or range, and what it got.
+    """
+    entities = np.asarray(entities, dtype=np.int64)
+    if entities.ndim != 1:
+        raise ValueError(f"entities must have shape (n,), got {entities.shape}")
+    if entities.size and (entities.min() < 0 or entities.max() >= n_entities):
+        raise ValueError(
+            f"entities must lie in 0..{n_entities - 1} ({task} ids), "
+            f"got {entities.min()}..{entities.max()}"
+        )
+    if items is None:
+        return entities, None
+    items = np.asarray(items, dtype=np.int64)
+    if items.ndim != 2 or items.shape[0] != entities.shape[0]:
+        raise ValueError(
+            f"items must have shape (n, c) with n = {len(entities)}, got {items.shape}"
+        )
+    if items.size and (items.min() < 0 or items.max() >= n_items):
+        raise ValueError(f"items must lie in 0..{n_items - 1}, got {items.min()}..{items.max()}")
+    return entities, items
+
+
 class _Baseline:
     """Shared plumbing: input checks, fitted state, score lookups."""
 
@@ -267,26 +299,7 @@ class _Baseline:
     def _check_ids(self, entities, items=None) -> tuple[np.ndarray, np.ndarray | None]:
         if not hasattr(self, "task"):
             raise RuntimeError(f"{self!r} is not fitted; call fit(dataset, task) first")
-        entities = np.asarray(entities, dtype=np.int64)
-        if entities.ndim != 1:
-            raise ValueError(f"entities must have shape (n,), got {entities.shape}")
-        if entities.size and (entities.min() < 0 or entities.max() >= self.n_entities):
-            raise ValueError(
-                f"entities must lie in 0..{self.n_entities - 1} ({self.task} ids), "
-                f"got {entities.min()}..{entities.max()}"
-            )
-        if items is None:
-            return entities, None
-        items = np.asarray(items, dtype=np.int64)
-        if items.ndim != 2 or items.shape[0] != entities.shape[0]:
-            raise ValueError(
-                f"items must have shape (n, c) with n = {len(entities)}, got {items.shape}"
-            )
-        if items.size and (items.min() < 0 or items.max() >= self.n_items):
-            raise ValueError(
-                f"items must lie in 0..{self.n_items - 1}, got {items.min()}..{items.max()}"
-            )
-        return entities, items
+        return check_ids(entities, items, self.n_entities, self.n_items, self.task)
 
 
 class _HistoryModel(_Baseline):

@@ -458,6 +458,26 @@ def test_user_task(synthetic):
         AGREERecommender(epochs=1).fit(synthetic, "household")
 
 
+def test_as_task_scores_users_with_the_group_fitted_network(fitted, synthetic):
+    users = fitted.as_task("user")
+    cases = synthetic.user_val
+    cand = cases.candidates()
+    expected = fitted.model_.score_users(
+        torch.as_tensor(cases.entity), torch.as_tensor(cand)
+    ).detach()
+    np.testing.assert_allclose(users.score(cases.entity, cand), expected.numpy(), rtol=1e-6)
+    assert users.model_ is fitted.model_ and fitted.task_ == "group"  # shared, original intact
+    groups = synthetic.group_val
+    np.testing.assert_array_equal(
+        users.as_task("group").score(groups.entity, groups.candidates()),
+        fitted.score(groups.entity, groups.candidates()),
+    )
+    with pytest.raises(ValueError, match="task must be"):
+        fitted.as_task("household")
+    with pytest.raises(RuntimeError, match="fit"):
+        AGREERecommender().as_task("user")
+
+
 def test_checkpoint_round_trip(fitted, synthetic, tmp_path):
     path = save_checkpoint(fitted.model_, tmp_path / "agree.pt", dataset=synthetic.name)
     restored = AGREE(**read_checkpoint(path)["meta"]["config"])  # member table from the weights
