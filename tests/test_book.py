@@ -505,13 +505,14 @@ def chromium_executable() -> str | None:
     return None
 
 
-#: Pages kept as screenshots (when they exist): the introduction, a chapter heavy with math and
-#: one with figures and widgets.
+#: Pages kept as screenshots (when they exist): the introduction, a chapter heavy with math, one
+#: with figures and widgets, and one with training curves and results tables.
 SCREENSHOT_PAGES = {
     "intro.html",
     "notation.html",
     "notebooks/03_backprop.html",
     "notebooks/06_group_aggregation.html",
+    "notebooks/08_gan_recommender.html",
 }
 
 
