@@ -85,7 +85,14 @@ from torch import Tensor, nn
 from grouprec.constants import DEFAULT_SEED
 from grouprec.data import EvalCases, GroupDataset, Interactions, NegativeSampler
 from grouprec.preference import bpr_loss
-from grouprec.training import History, fit, ranking_val_fn, seed_everything, select_device
+from grouprec.training import (
+    History,
+    check_size,
+    fit,
+    ranking_val_fn,
+    seed_everything,
+    select_device,
+)
 
 __all__ = [
     "AGREE",
@@ -1096,12 +1103,6 @@ def _check_index(name: str, ids: Tensor, n: int) -> None:
         raise IndexError(f"{name} holds id {bad}, outside 0..{n - 1}")
 
 
-def _check_size(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 class AGREE(nn.Module):
     """Attentive group recommendation, AGREE (Cao et al., 2018), with BPR-ready scores.
 
@@ -1190,13 +1191,13 @@ class AGREE(nn.Module):
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
         self.config = {
-            "n_users": _check_size("n_users", n_users),
-            "n_items": _check_size("n_items", n_items),
-            "n_groups": _check_size("n_groups", n_groups),
-            "n_slots": _check_size("n_slots", n_slots),
-            "d": _check_size("d", d),
-            "attention_dim": _check_size("attention_dim", attention_dim),
-            "hidden": _check_size("hidden", hidden),
+            "n_users": check_size("n_users", n_users),
+            "n_items": check_size("n_items", n_items),
+            "n_groups": check_size("n_groups", n_groups),
+            "n_slots": check_size("n_slots", n_slots),
+            "d": check_size("d", d),
+            "attention_dim": check_size("attention_dim", attention_dim),
+            "hidden": check_size("hidden", hidden),
             "dropout": float(dropout),
             "init_std": float(init_std),
         }
@@ -1438,9 +1439,9 @@ class JointBatches:
     ) -> None:
         if len(group_train) + len(user_train) == 0:
             raise ValueError("group_train and user_train are both empty: nothing to train on")
-        self.n_neg = _check_size("n_neg", n_neg)
-        self.batch_size = _check_size("batch_size", batch_size)
-        self.n_items = _check_size("n_items", n_items)
+        self.n_neg = check_size("n_neg", n_neg)
+        self.batch_size = check_size("batch_size", batch_size)
+        self.n_items = check_size("n_items", n_items)
         self.n_group_pairs = len(group_train)
         self.entity = np.concatenate([group_train.entity, user_train.entity]).astype(np.int64)
         self.item = np.concatenate([group_train.item, user_train.item]).astype(np.int64)
@@ -1565,19 +1566,19 @@ class AGREERecommender:
         device: str | None = None,
         progress: bool = False,
     ) -> None:
-        self.d = _check_size("d", d)
-        self.attention_dim = _check_size("attention_dim", attention_dim)
-        self.hidden = _check_size("hidden", hidden)
+        self.d = check_size("d", d)
+        self.attention_dim = check_size("attention_dim", attention_dim)
+        self.hidden = check_size("hidden", hidden)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
         self.dropout = float(dropout)
-        self.epochs = _check_size("epochs", epochs)
+        self.epochs = check_size("epochs", epochs)
         self.lr = lr
-        self.n_neg = _check_size("n_neg", n_neg)
+        self.n_neg = check_size("n_neg", n_neg)
         if not float(user_weight) >= 0.0:
             raise ValueError(f"user_weight must be a non-negative number, got {user_weight!r}")
         self.user_weight = float(user_weight)
-        self.batch_size = _check_size("batch_size", batch_size)
+        self.batch_size = check_size("batch_size", batch_size)
         self.weight_decay = weight_decay
         self.patience = patience
         self.init_std = init_std

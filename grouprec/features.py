@@ -63,6 +63,8 @@ from grouprec.preference import bpr_step_loss
 from grouprec.training import (
     History,
     TripletBatches,
+    check_id_tensor,
+    check_size,
     fit,
     ranking_val_fn,
     seed_everything,
@@ -440,21 +442,6 @@ def normalise_blocks(X: Tensor | np.ndarray, blocks: dict[str, slice]) -> np.nda
 # --------------------------------------------------------------------------------------------
 
 
-def _check_size(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_ids(name: str, ids: Tensor, n: int) -> None:
-    if not isinstance(ids, Tensor) or ids.dtype not in (torch.int64, torch.int32):
-        got = ids.dtype if isinstance(ids, Tensor) else type(ids).__name__
-        raise TypeError(f"{name} must be an integer tensor of ids, got {got}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
-        bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
-        raise IndexError(f"{name} holds id {bad}, outside 0..{n - 1}")
-
-
 class ItemEncoder(nn.Module):
     """``g_θ``: an MLP from item features ``f_i`` (n_features,) to a vector (d,).
 
@@ -474,11 +461,11 @@ class ItemEncoder(nn.Module):
     def __init__(self, n_features: int, d: int, hidden: Sequence[int] = (64,)) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        width = _check_size("n_features", n_features)
+        width = check_size("n_features", n_features)
         for k, out in enumerate(hidden):
-            layers += [nn.Linear(width, _check_size(f"hidden[{k}]", out)), nn.ReLU()]
+            layers += [nn.Linear(width, check_size(f"hidden[{k}]", out)), nn.ReLU()]
             width = int(out)
-        layers.append(nn.Linear(width, _check_size("d", d)))
+        layers.append(nn.Linear(width, check_size("d", d)))
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, f: Tensor) -> Tensor:
@@ -550,7 +537,7 @@ class HybridMF(nn.Module):
         known: Tensor | None = None,
     ) -> None:
         super().__init__()
-        n_features = _check_size("n_features", n_features, minimum=0)
+        n_features = check_size("n_features", n_features, minimum=0)
         if not (0.0 <= float(id_dropout) <= 1.0):
             raise ValueError(f"id_dropout must lie in [0, 1], got {id_dropout!r}")
         if n_features == 0 and not use_ids:
@@ -562,10 +549,10 @@ class HybridMF(nn.Module):
             )
         # features and known are buffers, saved in the state dict, so the config leaves them out.
         self.config = {
-            "n_users": _check_size("n_users", n_users),
-            "n_items": _check_size("n_items", n_items),
+            "n_users": check_size("n_users", n_users),
+            "n_items": check_size("n_items", n_items),
             "n_features": n_features,
-            "d": _check_size("d", d),
+            "d": check_size("d", d),
             "hidden": [int(w) for w in hidden],
             "use_ids": bool(use_ids),
             "id_dropout": float(id_dropout),
@@ -628,7 +615,7 @@ class HybridMF(nn.Module):
         """
         n_items = self.known.shape[0]
         idx = torch.arange(n_items, device=self.known.device) if i is None else i
-        _check_ids("i", idx, n_items)
+        check_id_tensor("i", idx, n_items)
         if self.encoder is not None:
             q_i, beta_i = self.content_vectors(i)
         else:
@@ -649,7 +636,7 @@ class HybridMF(nn.Module):
 
         ``u`` (B,) with ``i`` (B,) gives (B,); ``u`` (B, 1) with ``i`` (B, c) gives (B, c).
         """
-        _check_ids("u", u, self.P.num_embeddings)
+        check_id_tensor("u", u, self.P.num_embeddings)
         p_u = self.P(u)  # (..., d)
         q_i, beta_i = self.item_vectors(i)  # (..., d), (...)
         return (p_u * q_i).sum(-1) + beta_i
@@ -881,7 +868,7 @@ class HybridRecommender:
     ) -> None:
         if not (use_features or use_ids):
             raise ValueError("use_features and use_ids are both False: the model has no items")
-        self.d = _check_size("d", d)
+        self.d = check_size("d", d)
         self.hidden = tuple(int(h) for h in hidden)
         self.use_features = bool(use_features)
         self.use_ids = bool(use_ids)
@@ -890,10 +877,10 @@ class HybridRecommender:
         self.id_dropout = float(id_dropout)
         self.featurizer = featurizer
         self.new_items = None if new_items is None else np.asarray(new_items, dtype=np.int64)
-        self.epochs = _check_size("epochs", epochs)
+        self.epochs = check_size("epochs", epochs)
         self.lr = lr
-        self.n_neg = _check_size("n_neg", n_neg)
-        self.batch_size = _check_size("batch_size", batch_size)
+        self.n_neg = check_size("n_neg", n_neg)
+        self.batch_size = check_size("batch_size", batch_size)
         self.weight_decay = weight_decay
         self.patience = patience
         self.init_std = init_std
@@ -1003,7 +990,7 @@ class HybridRecommender:
         model.eval()
         with torch.no_grad():
             e = torch.as_tensor(entities, device=device)
-            _check_ids("entities", e, model.P.num_embeddings)
+            check_id_tensor("entities", e, model.P.num_embeddings)
             Q, beta = model.item_vectors()  # (I, d), (I,)
             return (model.P(e) @ Q.T + beta).float().cpu().numpy()  # (n, I)
 
@@ -1225,7 +1212,7 @@ def cold_start_split(
             f"frac must lie in (0, 1) and val_frac in [0, 1); got frac={frac!r}, "
             f"val_frac={val_frac!r}"
         )
-    m = _check_size("n_negatives", n_negatives)
+    m = check_size("n_negatives", n_negatives)
     tasks = tuple(tasks)
     for task in tasks:
         if task not in TASKS:

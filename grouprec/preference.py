@@ -28,6 +28,8 @@ from grouprec.data import GroupDataset
 from grouprec.training import (
     History,
     TripletBatches,
+    check_id_tensor,
+    check_size,
     fit,
     ranking_val_fn,
     seed_everything,
@@ -65,21 +67,6 @@ def bpr_loss(pos: Tensor, neg: Tensor) -> Tensor:
     return -F.logsigmoid(x_uij).mean()
 
 
-def _check_size(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_ids(name: str, ids: Tensor, n: int) -> None:
-    if not isinstance(ids, Tensor) or ids.dtype not in (torch.int64, torch.int32):
-        got = ids.dtype if isinstance(ids, Tensor) else type(ids).__name__
-        raise TypeError(f"{name} must be an integer tensor of ids, got {got}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
-        bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
-        raise IndexError(f"{name} holds id {bad}, outside 0..{n - 1}")
-
-
 class MF(nn.Module):
     """Matrix factorisation: ``ŷ_ui = p_u · q_i + β_i`` (Koren, Bell & Volinsky, 2009).
 
@@ -114,9 +101,9 @@ class MF(nn.Module):
     ) -> None:
         super().__init__()
         self.config = {
-            "n_users": _check_size("n_users", n_users),
-            "n_items": _check_size("n_items", n_items),
-            "d": _check_size("d", d),
+            "n_users": check_size("n_users", n_users),
+            "n_items": check_size("n_items", n_items),
+            "d": check_size("d", d),
             "item_bias": bool(item_bias),
             "init_std": float(init_std),
         }
@@ -133,8 +120,8 @@ class MF(nn.Module):
 
         ``u`` (B,) with ``i`` (B,) gives (B,); ``u`` (B, 1) with ``i`` (B, c) gives (B, c).
         """
-        _check_ids("u", u, self.P.num_embeddings)
-        _check_ids("i", i, self.Q.num_embeddings)
+        check_id_tensor("u", u, self.P.num_embeddings)
+        check_id_tensor("i", i, self.Q.num_embeddings)
         p_u = self.P(u)  # (..., d)
         q_i = self.Q(i)  # (..., d)
         y_ui = (p_u * q_i).sum(-1)  # broadcast shape of u and i
@@ -184,15 +171,15 @@ class NeuMF(nn.Module):
         init_std: float = 0.1,
     ) -> None:
         super().__init__()
-        d = _check_size("d", d)
+        d = check_size("d", d)
         hidden = [d, max(d // 2, 1)] if hidden is None else list(hidden)
         if not hidden:
             raise ValueError("hidden must list at least one layer width, got an empty sequence")
         for k, width in enumerate(hidden):
-            _check_size(f"hidden[{k}]", width)
+            check_size(f"hidden[{k}]", width)
         self.config = {
-            "n_users": _check_size("n_users", n_users),
-            "n_items": _check_size("n_items", n_items),
+            "n_users": check_size("n_users", n_users),
+            "n_items": check_size("n_items", n_items),
             "d": d,
             "hidden": [int(w) for w in hidden],
             "init_std": float(init_std),
@@ -213,8 +200,8 @@ class NeuMF(nn.Module):
 
     def forward(self, u: Tensor, i: Tensor) -> Tensor:
         """Logits ``ŷ_ui`` for ids ``u`` and ``i`` of broadcastable shapes (as :meth:`MF.forward`)."""
-        _check_ids("u", u, self.P_G.num_embeddings)
-        _check_ids("i", i, self.Q_G.num_embeddings)
+        check_id_tensor("u", u, self.P_G.num_embeddings)
+        check_id_tensor("i", i, self.Q_G.num_embeddings)
         u, i = torch.broadcast_tensors(u, i)  # the MLP input needs both at full shape
         phi_G = self.P_G(u) * self.Q_G(i)  # (..., d)
         phi_M = self.mlp(torch.cat([self.P_M(u), self.Q_M(i)], dim=-1))  # (..., hidden[-1])
@@ -308,11 +295,11 @@ class BPRRecommender:
         if model not in _MODELS:
             raise ValueError(f"model must be one of {sorted(_MODELS)}, got {model!r}")
         self.model = model
-        self.d = _check_size("d", d)
-        self.epochs = _check_size("epochs", epochs)
+        self.d = check_size("d", d)
+        self.epochs = check_size("epochs", epochs)
         self.lr = lr
-        self.n_neg = _check_size("n_neg", n_neg)
-        self.batch_size = _check_size("batch_size", batch_size)
+        self.n_neg = check_size("n_neg", n_neg)
+        self.batch_size = check_size("batch_size", batch_size)
         self.weight_decay = weight_decay
         self.patience = patience
         self.hidden = None if hidden is None else tuple(hidden)

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from grouprec.constants import DEFAULT_KS, DEFAULT_SEED
@@ -73,6 +73,30 @@ ValFn = Callable[[nn.Module], Mapping[str, float]]
 # --------------------------------------------------------------------------------------------
 # Seeds and devices
 # --------------------------------------------------------------------------------------------
+
+
+def check_size(name: str, value: int, minimum: int = 1) -> int:
+    """``value`` as an int, if it is an integer (not a bool) of at least ``minimum``.
+
+    Raises ``ValueError`` naming the argument ``name`` otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_id_tensor(name: str, ids: Tensor, n: int) -> None:
+    """Raise a clear error unless ``ids`` is an integer tensor of ids in ``0..n-1``.
+
+    ``TypeError`` for a tensor of another dtype (or no tensor), ``IndexError`` naming the first
+    offending id otherwise.
+    """
+    if not isinstance(ids, Tensor) or ids.dtype not in (torch.int64, torch.int32):
+        got = ids.dtype if isinstance(ids, Tensor) else type(ids).__name__
+        raise TypeError(f"{name} must be an integer tensor of ids, got {got}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
+        bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
+        raise IndexError(f"{name} holds id {bad}, outside 0..{n - 1}")
 
 
 def seed_everything(seed: int) -> None:
