@@ -633,3 +633,15 @@ def test_screenshots_were_kept(site_reports):
         p.replace("/", "__").replace(".html", ".png") for p in SCREENSHOT_PAGES if p in site_reports
     }
     assert expected <= kept and all((SCREENSHOTS / n).stat().st_size > 10_000 for n in expected)
+
+
+def test_binder_environment_installs_the_package_and_fetches_the_data():
+    """The Binder launch button needs binder/: pinned CPU torch, then the package and the data."""
+    requirements = (REPO / "binder" / "requirements.txt").read_text()
+    assert "torch==" in requirements and "download.pytorch.org/whl/cpu" in requirements
+    post_build = REPO / "binder" / "postBuild"
+    assert os.access(post_build, os.X_OK), "binder/postBuild must be executable"
+    script = post_build.read_text()
+    assert "pip install" in script and "-e" in script
+    for name in ("camra2011", "mafengwo"):
+        assert f"grouprec fetch {name}" in script
