@@ -103,6 +103,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -834,6 +835,18 @@ def _user_behaviour(rng, p, lam, q, b, xi) -> tuple[pd.DataFrame, pd.DataFrame]:
     return browse, purchases.sort_values(["user", "item"], kind="stable").reset_index(drop=True)
 
 
+def _softmax_exact(x: np.ndarray) -> np.ndarray:
+    """``exp(x) / sum(exp(x))`` with the same bits on every machine.
+
+    NumPy's vectorised ``exp`` and ``sum`` may differ in the last bit between CPUs and NumPy
+    builds; the committed synthetic files must not. ``math.exp`` and the exactly rounded
+    ``math.fsum`` do not depend on either.
+    """
+    e = [math.exp(float(v)) for v in x]
+    total = math.fsum(e)
+    return np.array([v / total for v in e])
+
+
 def _form_groups(rng, p, G, household_share):
     """Households (disjoint) and friend groups, grown from a seed member by homophily."""
     U = len(p)
@@ -870,9 +883,7 @@ def _form_groups(rng, p, G, household_share):
         members.append(group)
     z = rng.standard_normal(int(size.sum()))
     splits = np.cumsum(size)[:-1]
-    weights = tuple(
-        np.exp(ETA_WEIGHTS * zg) / np.exp(ETA_WEIGHTS * zg).sum() for zg in np.split(z, splits)
-    )
+    weights = tuple(_softmax_exact(ETA_WEIGHTS * zg) for zg in np.split(z, splits))
     kind = np.where(is_household, "household", "friends")
     return tuple(members), kind, weights
 
