@@ -213,7 +213,7 @@ def test_bpr_gradients_match_the_reference_in_float64(tiny):
                 for j in js
             ]
     ref = torch.stack(terms_g).mean() + 0.7 * torch.stack(terms_u).mean()
-    assert abs(float(loss - ref)) < 1e-12
+    assert abs((loss - ref).item()) < 1e-12
     ref.backward()
     worst = max(float((grads[n] - p.grad).abs().max()) for n, p in model.named_parameters())
     print(f"max |grad difference| over all parameters: {worst:.1e}")
