@@ -6,6 +6,8 @@ Any object with ``fit(dataset, task)`` and ``score(entities, items)`` is a :clas
 scored on the validation split. :func:`select` cannot touch the test split: it refuses
 ``split="test"`` and hands every model a copy of the dataset whose test cases are empty
 (:func:`hide_test`). The test split is evaluated once, at the end, with :func:`evaluate`.
+:class:`ConsumedFilter` wraps any recommender so that the items an entity consumed in training
+score ``-inf``.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ import torch
 from tqdm.auto import tqdm
 
 from grouprec import metrics as M
-from grouprec.constants import DEFAULT_KS
+from grouprec.constants import DEFAULT_KS, TASKS
 from grouprec.data import EvalCases, GroupDataset
 
 __all__ = [
     "PROTOCOLS",
+    "ConsumedFilter",
     "Recommender",
     "beyond_accuracy",
     "case_metrics",
@@ -67,6 +70,76 @@ class Recommender(Protocol):
 def model_name(model: object) -> str:
     """The label of a model in tables: its ``name`` attribute, else its class name."""
     return str(getattr(model, "name", None) or type(model).__name__)
+
+
+class ConsumedFilter:
+    """Any recommender, with the items each entity consumed in training scored ``-inf``.
+
+    The GAN recommenders of :mod:`grouprec.gan_recommender` filter their own output; wrapping the
+    other models in this class gives them the same treatment, for a like-for-like comparison. Use
+    it on an unfitted model (``fit`` fits the wrapped model, then remembers the consumed items) or
+    on a fitted one with :meth:`wrap`.
+
+    Parameters
+    ----------
+    model : Recommender
+        Any object with ``fit(dataset, task)`` and ``score(entities, items)``.
+    """
+
+    def __init__(self, model: Recommender) -> None:
+        self.model = model
+
+    @property
+    def name(self) -> str:
+        """The wrapped model's label."""
+        return str(getattr(self.model, "name", None) or type(self.model).__name__)
+
+    def __repr__(self) -> str:
+        return f"ConsumedFilter({self.model!r})"
+
+    @classmethod
+    def wrap(cls, model: Recommender, dataset: GroupDataset, task: str) -> ConsumedFilter:
+        """Filter a model already fitted on ``dataset`` for ``task``."""
+        out = cls(model)
+        out._remember(dataset, task)
+        return out
+
+    def _remember(self, dataset: GroupDataset, task: str) -> None:
+        _check_choice(task, "task", TASKS)
+        self.consumed_ = dataset.train_matrix(task).tocsr()  # (n_entities, I) binary
+
+    def fit(self, dataset: GroupDataset, task: str) -> ConsumedFilter:
+        """Fit the wrapped model and remember what each entity consumed."""
+        self.model.fit(dataset, task)
+        self._remember(dataset, task)
+        return self
+
+    def _mask(self, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "consumed_"):
+            raise RuntimeError("ConsumedFilter is not fitted; call fit(dataset, task) or wrap()")
+        entities = np.asarray(entities, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        return np.asarray(self.consumed_[entities[:, None], items].todense()) > 0
+
+    def score(self, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The wrapped model's scores (n, c), ``-inf`` where the entity consumed the item."""
+        s = np.array(self.model.score(entities, items), dtype=np.float64)  # a copy
+        s[self._mask(entities, items)] = -np.inf
+        return s
+
+    def score_all(self, entities: np.ndarray) -> np.ndarray:
+        """Scores (n, n_items) of every item, ``-inf`` on consumed items."""
+        entities = np.asarray(entities, dtype=np.int64)
+        n_items = self.consumed_.shape[1]
+        if hasattr(self.model, "score_all"):
+            s = np.array(self.model.score_all(entities), dtype=np.float64)
+        else:
+            items = np.broadcast_to(np.arange(n_items), (len(entities), n_items))
+            s = np.array(self.model.score(entities, items), dtype=np.float64)
+        consumed = self.consumed_[entities]
+        rows = np.repeat(np.arange(len(entities)), np.diff(consumed.indptr))
+        s[rows, consumed.indices] = -np.inf
+        return s
 
 
 def _as_numpy(x, what: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -371,3 +371,37 @@ def test_dot_product_on_camra_group_test(camra):
     print(f"dot-product evaluation of {row['cases'].item()} cases: {elapsed:.3f} s")
     assert row["cases"].item() == 1450
     assert 0.0 < row["HR@10"].item() < 1.0
+
+
+def test_consumed_filter_wraps_any_model():
+    ds = make_dataset(3)
+    consumed = ds.train_matrix("user").toarray() > 0  # (U, I)
+    users = np.arange(ds.n_users)
+    items = np.tile(np.arange(ds.n_items), (ds.n_users, 1))
+    popularity = B.Popularity().fit(ds, "user")
+    wrapped = E.ConsumedFilter.wrap(popularity, ds, "user")
+    s = wrapped.score(users, items)
+    assert bool(np.isneginf(s[consumed]).all())
+    np.testing.assert_array_equal(s[~consumed], popularity.score(users, items)[~consumed])
+    np.testing.assert_array_equal(wrapped.score_all(users), s)
+    assert wrapped.name == "Popularity" and E.model_name(wrapped) == "Popularity"
+    # fit() fits the wrapped model first, then remembers the consumed items
+    fresh = E.ConsumedFilter(B.Popularity()).fit(ds, "user")
+    np.testing.assert_array_equal(fresh.score(users, items), s)
+    # a model without score_all is scored through score()
+    assert not hasattr(Lookup(), "score_all")
+    lookup = E.ConsumedFilter(Lookup()).fit(ds, "user")
+    np.testing.assert_array_equal(lookup.score_all(users), lookup.score(users, items))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        E.ConsumedFilter(B.Popularity()).score(users, items)
+    with pytest.raises(ValueError, match="task must be one of"):
+        E.ConsumedFilter.wrap(popularity, ds, "household")
+
+
+def test_consumed_filter_on_a_hand_written_dataset(tiny_dir):
+    ds = D.load_dataset(tiny_dir)
+    model = E.ConsumedFilter(B.Popularity()).fit(ds, "group")
+    scores = model.score(np.array([0, 1]), np.array([[0, 1, 4], [2, 3, 5]]))
+    # group 0 consumed items 0 and 1; group 1 consumed 2 and 3 (rating 0 rows count as rows)
+    assert np.isinf(scores[0, :2]).all() and np.isfinite(scores[0, 2])
+    assert np.isinf(scores[1, :2]).all() and np.isfinite(scores[1, 2])
