@@ -87,6 +87,7 @@ from grouprec.data import EvalCases, GroupDataset, Interactions, NegativeSampler
 from grouprec.preference import bpr_loss
 from grouprec.training import (
     History,
+    check_id_tensor,
     check_size,
     fit,
     ranking_val_fn,
@@ -1094,15 +1095,6 @@ class RuleRecommender:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_index(name: str, ids: Tensor, n: int) -> None:
-    if not isinstance(ids, Tensor) or ids.dtype not in (torch.int64, torch.int32):
-        got = ids.dtype if isinstance(ids, Tensor) else type(ids).__name__
-        raise TypeError(f"{name} must be an integer tensor of ids, got {got}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
-        bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
-        raise IndexError(f"{name} holds id {bad}, outside 0..{n - 1}")
-
-
 class AGREE(nn.Module):
     """Attentive group recommendation, AGREE (Cao et al., 2018), with BPR-ready scores.
 
@@ -1232,7 +1224,7 @@ class AGREE(nn.Module):
             empty = (~mask.any(1)).nonzero().flatten()
             if len(empty):
                 raise ValueError(f"group {int(empty[0])} has no member: its mask row is all False")
-            _check_index("members", ids[mask], n_users)
+            check_id_tensor("members", ids[mask], n_users)
             ids = ids.masked_fill(~mask, 0)  # padded slots hold a valid id, never used
         self.register_buffer("members", ids)
         self.register_buffer("member_mask", mask)
@@ -1306,8 +1298,8 @@ class AGREE(nn.Module):
         Returns scores of the shape of ``items``; with ``return_attention`` also the weights
         :math:`\\alpha_{gu}(j)`, shape (B, S) or (B, c, S), 0 on padded slots.
         """
-        _check_index("groups", groups, self.E.num_embeddings)
-        _check_index("items", items, self.Q.num_embeddings)
+        check_id_tensor("groups", groups, self.E.num_embeddings)
+        check_id_tensor("items", items, self.Q.num_embeddings)
         single = self._shapes(groups, items, "groups")
         it = items[:, None] if single else items  # (B, c)
         y, alpha = self._group_scores(
@@ -1326,8 +1318,8 @@ class AGREE(nn.Module):
 
         users (B,) with items (B,) or (B, c); returns the shape of ``items``.
         """
-        _check_index("users", users, self.P.num_embeddings)
-        _check_index("items", items, self.Q.num_embeddings)
+        check_id_tensor("users", users, self.P.num_embeddings)
+        check_id_tensor("items", items, self.Q.num_embeddings)
         single = self._shapes(users, items, "users")
         q = self.Q(items)  # (B, d) or (B, c, d)
         p = self.P(users)  # (B, d)
@@ -1355,8 +1347,8 @@ class AGREE(nn.Module):
         return_attention : bool
             Also return the weights (B, c, S').
         """
-        _check_index("members", members, self.P.num_embeddings)
-        _check_index("items", items, self.Q.num_embeddings)
+        check_id_tensor("members", members, self.P.num_embeddings)
+        check_id_tensor("items", items, self.Q.num_embeddings)
         if members.shape != member_mask.shape or items.ndim != 2 or len(items) != len(members):
             raise ValueError(
                 f"members and member_mask must have shape (B, S) and items (B, c); got "
@@ -1367,7 +1359,7 @@ class AGREE(nn.Module):
             raise ValueError("every row of member_mask needs at least one real member")
         e = None
         if groups is not None:
-            _check_index("groups", groups, self.E.num_embeddings)
+            check_id_tensor("groups", groups, self.E.num_embeddings)
             e = self.E(groups)
         y, alpha = self._group_scores(members.masked_fill(~m, 0), m, e, items)
         return (y, alpha) if return_attention else y
