@@ -11,7 +11,7 @@ from grouprec import __version__
 
 
 def _info(args: argparse.Namespace) -> int:
-    from grouprec.data import audit, load_dataset
+    from grouprec.data import FILES, audit, load_dataset, members_beyond_users
 
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
     stats = dataset.stats()
@@ -33,6 +33,17 @@ def _info(args: argparse.Namespace) -> int:
             )
     print("\naudit (counts of known defects; the files are left unchanged):")
     print(table.to_string(index=False))
+    beyond = members_beyond_users(dataset)
+    if beyond["n_ids"]:
+        groups = beyond["groups"]
+        listed = ", ".join(str(g) for g in groups[:5]) + (", ..." if len(groups) > 5 else "")
+        print(
+            f"\nwarning: {beyond['n_ids']:,} member id(s) in {FILES['members']} "
+            f"({beyond['n_memberships']:,} membership(s), in group(s) {listed}; largest "
+            f"{beyond['largest']:,}) lie above every user id in the user files; they enlarge "
+            f"the user table from {beyond['n_users_without']:,} to {beyond['n_users_with']:,} "
+            "rows (n_users). A typo? The data is loaded unchanged."
+        )
     return 0
 
 

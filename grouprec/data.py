@@ -19,6 +19,7 @@ with a record of what it changed (see :attr:`GroupDataset.log`).
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -46,6 +47,7 @@ __all__ = [
     "filter_negatives",
     "find_dataset",
     "load_dataset",
+    "members_beyond_users",
     "normalise_ratings",
     "remove_test_leakage",
     "resolve_data_dir",
@@ -328,30 +330,94 @@ def find_dataset(
     )
 
 
-def _read_lines(path: Path) -> list[str]:
+#: Largest id the loader accepts: ids are stored as int64.
+ID_MAX = int(np.iinfo(np.int64).max)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _shorten(token: str, width: int = 40) -> str:
+    return token if len(token) <= width else f"{token[:width]}... ({len(token)} characters)"
+
+
+def _read_text(path: Path) -> str:
+    """The whole file decoded as UTF-8.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    DataFormatError
+        A byte sequence is not valid UTF-8, or the text holds a NUL character; the message names
+        the file, the line (1-based) and the offending bytes.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"missing data file: {path}")
-    text = path.read_bytes().decode("utf-8")
-    lines = text.split("\n")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        bad = " ".join(f"0x{b:02x}" for b in raw[exc.start : exc.end])
+        raise DataFormatError(
+            f"{path}, line {lineno}: byte {column} of the line ({bad}) is not valid UTF-8 "
+            f"({exc.reason}); the data files must be UTF-8 text"
+        ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise DataFormatError(
+            f"{path}, line {text.count(chr(10), 0, nul) + 1}: contains a NUL character; "
+            "the data files must be plain text"
+        )
+    return text
+
+
+def _read_lines(path: Path) -> list[str]:
+    lines = _read_text(path).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def _parse_int(token: str, path: Path, lineno: int, what: str) -> int:
-    try:
-        value = int(token)
-    except ValueError:
+    """One id: the digits 0-9 only, at most :data:`ID_MAX`; else a :class:`DataFormatError`."""
+    if not (token.isascii() and token.isdigit()):
+        rest = token[1:]
+        if token[:1] == "-" and rest.isascii() and rest.isdigit() and int(rest) > 0:
+            raise DataFormatError(f"{path}, line {lineno}: {what} {_shorten(token)} is negative")
         raise DataFormatError(
-            f"{path}, line {lineno}: {what} {token!r} is not an integer"
-        ) from None
-    if value < 0:
-        raise DataFormatError(f"{path}, line {lineno}: {what} {value} is negative")
+            f"{path}, line {lineno}: {what} {_shorten(token)!r} is not an integer "
+            "(ids are written with the digits 0-9 only)"
+        )
+    value = int(token)
+    if value > ID_MAX:
+        raise DataFormatError(
+            f"{path}, line {lineno}: {what} {_shorten(token)} does not fit the int64 id type "
+            f"(largest {ID_MAX})"
+        )
     return value
 
 
-def _read_members(path: Path) -> tuple[np.ndarray, ...]:
+def _parse_rating(token: str, path: Path, lineno: int) -> float:
+    """One rating: a finite number >= 0 that float32 can hold; else a :class:`DataFormatError`."""
+    try:
+        value = float(token)
+    except ValueError:
+        raise DataFormatError(
+            f"{path}, line {lineno}: rating {_shorten(token)!r} is not a number"
+        ) from None
+    if not 0 <= value <= _FLOAT32_MAX:  # also False for nan
+        raise DataFormatError(
+            f"{path}, line {lineno}: rating {_shorten(token)!r} is invalid "
+            "(ratings are finite numbers >= 0 that fit float32)"
+        )
+    return value
+
+
+def _read_members(path: Path) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Member lists by group id, and the line (1-based) each group is on, shape (n_groups,)."""
     groups: dict[int, np.ndarray] = {}
+    line_of: dict[int, int] = {}
     for lineno, line in enumerate(_read_lines(path), start=1):
         parts = line.strip().split()
         if len(parts) != 2:
@@ -367,54 +433,86 @@ def _read_members(path: Path) -> tuple[np.ndarray, ...]:
         groups[gid] = np.array(
             [_parse_int(t, path, lineno, "member id") for t in tokens], dtype=np.int64
         )
+        line_of[gid] = lineno
     if not groups:
         raise DataFormatError(f"{path}: no groups")
     n_groups = max(groups) + 1
-    missing = sorted(set(range(n_groups)) - set(groups))
-    if missing:
+    if len(groups) != n_groups:
+        # the k-th missing id is below len(groups) + k: no need to build range(n_groups)
+        first = [g for g in range(min(n_groups, len(groups) + 5)) if g not in groups][:5]
         raise DataFormatError(
-            f"{path}: group ids are not contiguous; {len(missing)} missing, first {missing[:5]}"
+            f"{path}: group ids are not contiguous; {n_groups - len(groups)} missing, first {first}"
         )
-    return tuple(groups[g] for g in range(n_groups))
+    order = range(n_groups)
+    return tuple(groups[g] for g in order), np.array([line_of[g] for g in order], dtype=np.int64)
+
+
+def _digits_to_int64(tokens: np.ndarray) -> np.ndarray | None:
+    """Vectorised id parsing of a C-contiguous str array (any shape).
+
+    Returns the int64 values, same shape, or None when a token holds a character other than
+    0-9 (a sign, a point, a letter, a non-ASCII digit) or does not fit int64.
+    """
+    width = tokens.dtype.itemsize // 4
+    codes = tokens.view(np.uint32).reshape(tokens.shape + (width,))  # code points, 0-padded
+    if not (((codes >= ord("0")) & (codes <= ord("9"))) | (codes == 0)).all():
+        return None
+    if width > 18:  # 19 digits or more may not fit int64: let Python's int decide
+        try:
+            return tokens.astype(np.int64)
+        except OverflowError:
+            return None
+    values = np.zeros(tokens.shape, dtype=np.int64)
+    for k in range(width):  # Horner's scheme over the digit positions, not over lines
+        digit = codes[..., k].astype(np.int64)
+        values = np.where(digit != 0, values * 10 + (digit - ord("0")), values)
+    return values
 
 
 def _read_pairs(path: Path) -> Interactions:
-    """Read ``id item [rating]`` lines fast, falling back to a line-by-line scan for errors."""
+    """Read ``id item [rating]`` lines: vectorised checks, then a line-by-line scan on failure."""
     lines = _read_lines(path)
+    if not lines:
+        raise DataFormatError(f"{path}: the file is empty")
     rows = [line.split() for line in lines]
     widths = {len(r) for r in rows}
     if len(widths) == 1 and widths <= {2, 3}:
-        try:
-            array = np.array(rows, dtype=np.float64)
-        except ValueError:
-            array = None
-        if (
-            array is not None
-            and (array >= 0).all()
-            and (array[:, :2] == np.floor(array[:, :2])).all()
-        ):
-            rating = array[:, 2].astype(np.float32) if array.shape[1] == 3 else None
-            return Interactions(array[:, 0].astype(np.int64), array[:, 1].astype(np.int64), rating)
-    # Slow path: find the first bad line and say what is wrong with it.
-    expected = len(rows[0]) if rows else 2
-    for lineno, parts in enumerate(rows, start=1):
-        if len(parts) not in (2, 3) or len(parts) != expected:
-            raise DataFormatError(
-                f"{path}, line {lineno}: expected {expected} space-separated fields "
-                f"(id item{' rating' if expected == 3 else ''}), got {lines[lineno - 1]!r}"
-            )
-        _parse_int(parts[0], path, lineno, "id")
-        _parse_int(parts[1], path, lineno, "item id")
-        if len(parts) == 3:
+        table = np.array(rows, dtype=str)  # (n, 2 or 3)
+        ids = _digits_to_int64(np.ascontiguousarray(table[:, :2]))
+        rating = None
+        if ids is not None and table.shape[1] == 3:
             try:
-                value = float(parts[2])
+                values = table[:, 2].astype(np.float64)
             except ValueError:
-                raise DataFormatError(
-                    f"{path}, line {lineno}: rating {parts[2]!r} is not a number"
-                ) from None
-            if not np.isfinite(value) or value < 0:
-                raise DataFormatError(f"{path}, line {lineno}: rating {parts[2]!r} is invalid")
-    raise DataFormatError(f"{path}: could not parse")  # pragma: no cover - every case named above
+                values = None
+            if values is not None and ((values >= 0) & (values <= _FLOAT32_MAX)).all():
+                rating = values.astype(np.float32)
+        if ids is not None and (table.shape[1] == 2 or rating is not None):
+            return Interactions(ids[:, 0].copy(), ids[:, 1].copy(), rating)
+    return _parse_pair_rows(path, lines, rows)
+
+
+def _parse_pair_rows(path: Path, lines: list[str], rows: list[list[str]]) -> Interactions:
+    """Line-by-line parsing of ``id item [rating]`` rows; the first bad line raises."""
+    expected = len(rows[0]) if len(rows[0]) in (2, 3) else None
+    entity, item, rating = [], [], []
+    for lineno, parts in enumerate(rows, start=1):
+        if expected is None or len(parts) != expected:
+            fields = {2: "2", 3: "3"}.get(expected, "2 or 3")
+            columns = {2: "id item", 3: "id item rating"}.get(expected, "id item [rating]")
+            raise DataFormatError(
+                f"{path}, line {lineno}: expected {fields} space-separated fields "
+                f"({columns}), got {_shorten(lines[lineno - 1], 60)!r}"
+            )
+        entity.append(_parse_int(parts[0], path, lineno, "id"))
+        item.append(_parse_int(parts[1], path, lineno, "item id"))
+        if expected == 3:
+            rating.append(_parse_rating(parts[2], path, lineno))
+    return Interactions(
+        np.array(entity, dtype=np.int64),
+        np.array(item, dtype=np.int64),
+        np.array(rating, dtype=np.float32) if expected == 3 else None,
+    )
 
 
 def _read_negatives(path: Path, test: Interactions, test_path: Path) -> np.ndarray:
@@ -425,7 +523,7 @@ def _read_negatives(path: Path, test: Interactions, test_path: Path) -> np.ndarr
             "line i of the Negative file must belong to line i of the Test file"
         )
     width = None
-    out = []
+    tokens = []
     for lineno, line in enumerate(lines, start=1):
         head, _, rest = line.strip().partition(" ")
         if not (head.startswith("(") and head.endswith(")") and head.count(",") == 1):
@@ -440,19 +538,51 @@ def _read_negatives(path: Path, test: Interactions, test_path: Path) -> np.ndarr
                 f"{path}, line {lineno}: names pair ({eid},{item}) but line {lineno} of "
                 f"{test_path} is ({test.entity[lineno - 1]},{test.item[lineno - 1]})"
             )
-        negs = [_parse_int(t, path, lineno, "negative item") for t in rest.split()]
+        negs = rest.split()
         if width is None:
             width = len(negs)
         if len(negs) != width or width == 0:
             raise DataFormatError(
                 f"{path}, line {lineno}: {len(negs)} negatives, but line 1 has {width}"
             )
-        out.append(negs)
-    return np.array(out, dtype=np.int64).reshape(len(lines), width or 0)
+        tokens.append(negs)
+    if not tokens:
+        return np.zeros((0, 0), dtype=np.int64)
+    values = _digits_to_int64(np.array(tokens, dtype=str))  # (n, width)
+    if values is None:  # name the first bad token
+        values = np.array(
+            [
+                [_parse_int(t, path, lineno, "negative item") for t in negs]
+                for lineno, negs in enumerate(tokens, start=1)
+            ],
+            dtype=np.int64,
+        )
+    return values
+
+
+def _locate_largest(
+    sources: list[tuple[Path, np.ndarray, np.ndarray | None]],
+) -> tuple[Path, int, int]:
+    """File, line (1-based) and value of the largest id among ``(path, ids, lines)`` sources.
+
+    ``ids`` has shape (n,) or (n, m) (one row per line); ``lines`` gives the line of each of the
+    n rows, or is None when row ``r`` is on line ``r + 1``.
+    """
+    best = None
+    for path, ids, lines in sources:
+        if ids.size == 0:
+            continue
+        flat = int(np.argmax(ids))
+        row = flat // (ids.shape[1] if ids.ndim == 2 else 1)
+        value = int(ids.reshape(-1)[flat])
+        if best is None or value > best[2]:
+            best = (path, int(lines[row]) if lines is not None else row + 1, value)
+    assert best is not None, "no ids"
+    return best
 
 
 def _read_item_attributes(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path, sep="\t", keep_default_na=False)
+    frame = pd.read_csv(io.StringIO(_read_text(path)), sep="\t", keep_default_na=False)
     if "item" not in frame.columns:
         raise DataFormatError(f"{path}: the first line must name the columns, one of them 'item'")
     return frame.sort_values("item").reset_index(drop=True)
@@ -481,21 +611,28 @@ def load_dataset(
     -------
     GroupDataset
         ``n_users`` covers every user id in the member lists and rating files, ``n_items`` every
-        item id in the rating and negative files, ``n_groups`` every group id.
+        item id in the rating and negative files, ``n_groups`` every group id. Member ids above
+        every user id of the user files are kept, and enlarge ``n_users``;
+        :func:`members_beyond_users` and :func:`audit` report them.
 
     Raises
     ------
     FileNotFoundError
         The folder or one of its files is missing.
     DataFormatError
-        A line is malformed; the message names the file and the line.
+        A file is not UTF-8 text, or a line is malformed: for instance an id that is not
+        written with the digits 0-9, or does not fit int64, or so large that the
+        (entity, item) keys would not fit int64. The message names the file, the line (1-based)
+        and the offending value.
+    ValueError
+        The given ``n_users`` or ``n_items`` make the (entity, item) keys overflow int64.
     """
     folder = find_dataset(name_or_path, data_dir)
     paths = {key: folder / fname for key, fname in FILES.items()}
     for path in paths.values():
         if not path.is_file():
             raise FileNotFoundError(f"missing data file: {path}")
-    members = _read_members(paths["members"])
+    members, member_lines = _read_members(paths["members"])
     user_train = _read_pairs(paths["user_train"])
     user_test_pairs = _read_pairs(paths["user_test"])
     group_train = _read_pairs(paths["group_train"])
@@ -526,6 +663,7 @@ def load_dataset(
         ],
     }
     member_ids = np.concatenate(members)
+    sizes = np.array([len(m) for m in members], dtype=np.int64)
     inferred_users = (
         int(
             max(
@@ -538,11 +676,11 @@ def load_dataset(
     )
     inferred_items = int(max(a.max(initial=-1) for _, a in sources["item"])) + 1
     if n_users is not None and inferred_users > n_users:
-        for g, m in enumerate(members):
-            if m.max() >= n_users:
+        for g in np.argsort(member_lines):  # file order, so the first bad line is named
+            if members[g].max() >= n_users:
                 raise DataFormatError(
-                    f"{paths['members']}, line {g + 1}: member id "
-                    f"{int(m.max())} is out of range (n_users={n_users})"
+                    f"{paths['members']}, line {member_lines[g]}: member id "
+                    f"{int(members[g].max())} is out of range (n_users={n_users})"
                 )
         for path, ids in sources["user"]:
             if len(ids) and ids.max() >= n_users:
@@ -558,6 +696,17 @@ def load_dataset(
                 raise DataFormatError(
                     f"{path}, line {row + 1}: item id out of range (n_items={n_items})"
                 )
+    if max(inferred_users, n_groups) * inferred_items > ID_MAX:
+        member_source = (paths["members"], member_ids, np.repeat(member_lines, sizes))
+        user_at = _locate_largest([member_source] + [(p, a, None) for p, a in sources["user"]])
+        item_at = _locate_largest([(p, a, None) for p, a in sources["item"]])
+        path, lineno, value = max(user_at, item_at, key=lambda at: at[2])
+        what = "user id" if value == user_at[2] else "item id"
+        raise DataFormatError(
+            f"{path}, line {lineno}: {what} {value} is too large: {inferred_users:,} users "
+            f"(and {n_groups:,} groups) x {inferred_items:,} items exceed the int64 range of "
+            "the (entity, item) keys used throughout (see Interactions.keys)"
+        )
     n_users = inferred_users if n_users is None else n_users
     n_items = inferred_items if n_items is None else n_items
     item_features = None
@@ -565,6 +714,11 @@ def load_dataset(
         item_features = _read_item_attributes(folder / ITEM_ATTRIBUTES)
         if len(item_features) and item_features["item"].max() >= n_items:
             n_items = int(item_features["item"].max()) + 1
+    if max(n_users, n_groups) * n_items > ID_MAX:
+        raise ValueError(
+            f"n_users={n_users:,} (or n_groups={n_groups:,}) x n_items={n_items:,} exceeds the "
+            "int64 range of the (entity, item) keys used throughout (see Interactions.keys)"
+        )
     return GroupDataset(
         name=folder.name,
         n_users=n_users,
@@ -626,13 +780,59 @@ def _train_audit(inter: Interactions, n_items: int) -> dict:
     }
 
 
+def members_beyond_users(dataset: GroupDataset) -> dict:
+    """Member ids above every user id of the user rating data, and what they cost.
+
+    The loader sizes the user table to cover every member id, so a typo such as member id
+    999999 in ``groupMember.txt`` silently makes ``n_users`` 1,000,000. Such ids are kept (the
+    files are loaded as they are); :func:`audit` counts them and ``python -m grouprec info``
+    prints them.
+
+    Parameters
+    ----------
+    dataset : GroupDataset
+        Its user ids are those of ``user_train``, ``user_test`` (the negative lists belong to
+        the test cases) and ``user_val`` when present.
+
+    Returns
+    -------
+    dict
+        ``n_ids``: distinct member ids above the largest user id; ``n_memberships``: how often
+        they occur in the member lists; ``largest``: the largest of them (None when there are
+        none); ``groups``: int64 array of the groups that list them; ``n_users_with`` and
+        ``n_users_without``: the size of the user table with them and without them (one more
+        than the largest user id); ``added``: the difference, the user-table rows they add.
+    """
+    user_ids = [dataset.user_train.entity, dataset.user_test.entity]
+    if dataset.user_val is not None:
+        user_ids.append(dataset.user_val.entity)
+    n_without = int(max(ids.max(initial=-1) for ids in user_ids)) + 1
+    sizes = dataset.group_sizes
+    members = np.concatenate(dataset.group_members) if len(sizes) else np.zeros(0, dtype=np.int64)
+    beyond = members >= n_without
+    largest = int(members[beyond].max()) if beyond.any() else None
+    # rows they add to the table as sized (n_users may have been given larger than needed)
+    added = 0 if largest is None else max(0, min(dataset.n_users, largest + 1) - n_without)
+    return {
+        "n_ids": int(np.unique(members[beyond]).size),
+        "n_memberships": int(beyond.sum()),
+        "largest": largest,
+        "groups": np.unique(np.repeat(np.arange(len(sizes)), sizes)[beyond]),
+        "n_users_with": n_without + added,
+        "n_users_without": n_without,
+        "added": added,
+    }
+
+
 def audit(dataset: GroupDataset) -> pd.DataFrame:
     """Count every known defect of a dataset, without changing it.
 
     Returns
     -------
     pd.DataFrame
-        One row per check, with columns ``task``, ``check`` and ``count``.
+        One row per check, with columns ``task``, ``check`` and ``count``. The row "largest
+        of those member ids" holds an id (0 when there is none); see
+        :func:`members_beyond_users`.
     """
     rows = []
     for task in TASKS:
@@ -673,6 +873,11 @@ def audit(dataset: GroupDataset) -> pd.DataFrame:
             int(np.setdiff1d(np.unique(members), active).size),
         )
     )
+    beyond = members_beyond_users(dataset)
+    rows.append(("user", "member ids above every user id in the user files", beyond["n_ids"]))
+    rows.append(("user", "memberships of those member ids", beyond["n_memberships"]))
+    rows.append(("user", "largest of those member ids", beyond["largest"] or 0))
+    rows.append(("user", "user-table rows added by those member ids", beyond["added"]))
     return pd.DataFrame(rows, columns=["task", "check", "count"])
 
 
