@@ -1522,7 +1522,10 @@ class AGREERecommender:
     seed : int
         Seeds the initialisation, the batch order, the negatives and dropout.
     device : str, optional
-        Where to train (see :func:`grouprec.training.select_device`).
+        Where to train: the CPU by default; ``"cuda"``, ``"mps"`` or ``"auto"`` (a GPU when there
+        is one) as :func:`grouprec.training.select_device` reads them. The scoring methods take
+        and return NumPy arrays wherever the model lives. Dropout draws from the generator of
+        that device, so with ``dropout > 0`` a GPU run differs from a CPU run with the same seed.
     progress : bool
         Show a progress bar while training.
 

@@ -832,7 +832,9 @@ class HybridRecommender:
         Items that do not exist at training time: never drawn as negatives, scored from their
         features alone (and all alike by MF, which knows nothing about them).
     epochs, lr, n_neg, batch_size, weight_decay, patience, init_std, seed, device, progress
-        As in :class:`grouprec.preference.BPRRecommender`.
+        As in :class:`grouprec.preference.BPRRecommender` (``device``: the CPU by default). The
+        random ``id_dropout`` is drawn on the training device, so a GPU run with
+        ``id_dropout > 0`` differs from a CPU run with the same seed.
 
     Attributes
     ----------

@@ -428,6 +428,15 @@ class PackedDiscriminator(nn.Module):
         return self.net(x.reshape(x.shape[0] // self.m, self.m * x.shape[1]))  # (B/m, m d) in
 
 
+def _cpu_float64(a: Tensor | np.ndarray | Sequence[Sequence[float]]) -> Tensor:
+    """``a`` as a float64 tensor on the CPU, from a tensor on any device or array-like data."""
+    if isinstance(a, Tensor):
+        # detach: the points are read, never differentiated; samples of a generator on a GPU
+        # (and with a graph) come here as they are.
+        return a.detach().to("cpu", torch.float64)
+    return torch.as_tensor(np.asarray(a, dtype=float), dtype=torch.float64)
+
+
 def mode_coverage(
     samples: Tensor | np.ndarray,
     centres: Tensor | np.ndarray | Sequence[Sequence[float]],
@@ -445,7 +454,7 @@ def mode_coverage(
     Parameters
     ----------
     samples : Tensor or numpy.ndarray
-        Generated points, ``(n, dim)``.
+        Generated points, ``(n, dim)``; a tensor may be on any device and have a graph.
     centres : array-like
         The :math:`K` mode centres, ``(K, dim)``.
     std : float
@@ -457,8 +466,8 @@ def mode_coverage(
         ``modes`` (the number covered, an int), ``high_quality`` (the fraction of high-quality
         samples) and ``counts`` (high-quality samples per mode, ``(K,)`` int64 array).
     """
-    x = torch.as_tensor(np.asarray(samples), dtype=torch.float64)
-    c = torch.as_tensor(np.asarray(centres, dtype=float), dtype=torch.float64)
+    x = _cpu_float64(samples)
+    c = _cpu_float64(centres)
     if x.ndim != 2 or c.ndim != 2 or x.shape[1] != c.shape[1] or len(x) == 0 or len(c) == 0:
         raise ValueError(
             f"samples (n, dim) and centres (K, dim) must be non-empty with the same dim; got "

@@ -131,6 +131,33 @@ def _adam(params, lr: float) -> torch.optim.Optimizer:
 
 
 # --------------------------------------------------------------------------------------------
+# Random draws: on the generator's device, then moved to the data's
+# --------------------------------------------------------------------------------------------
+# A torch.Generator draws only on its own device. Every draw below is made there and the result
+# moved to the device of the data it is for, so a generator and a model on different devices
+# still work together (a CPU generator with a model on a GPU: the GPU run then uses the very
+# random numbers of a CPU run). When both are on one device, nothing is moved.
+
+
+def _draw_device(generator: torch.Generator | None, device: torch.device) -> torch.device:
+    """Where a draw happens: on the generator's device, or on ``device`` without a generator."""
+    return device if generator is None else generator.device
+
+
+def _randperm(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """A random permutation of ``0..n-1`` on ``device``."""
+    where = _draw_device(generator, device)
+    return torch.randperm(n, generator=generator, device=where).to(device)
+
+
+def _multinomial(p: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
+    """``n`` draws with replacement from each row of ``p`` (B, I), on the device of ``p``."""
+    where = _draw_device(generator, p.device)
+    j = torch.multinomial(p.to(where), n, replacement=True, generator=generator)
+    return j.to(p.device)  # (B, n)
+
+
+# --------------------------------------------------------------------------------------------
 # CFGAN: conditions, masks, penalty, networks
 # --------------------------------------------------------------------------------------------
 
@@ -158,7 +185,9 @@ def sample_masks(
       probability ``s_zr``; the generator is penalised for scoring them above 0.
 
     Chae et al. draw a fixed *fraction* of the non-items per row; independent draws with that
-    probability give the same fraction on average, in one vectorised call.
+    probability give the same fraction on average, in one vectorised call. The draws come from
+    ``generator`` on its own device (without one, from the default generator of ``x``'s device)
+    and the masks are on ``x``'s device.
 
     Returns
     -------
@@ -168,8 +197,10 @@ def sample_masks(
     s_pm = _check_float("s_pm", s_pm, 0.0, 1.0)
     s_zr = _check_float("s_zr", s_zr, 0.0, 1.0)
     e = x > 0  # (B, I) the row's items
-    k = ~e & (torch.rand(x.shape, generator=generator, device=x.device) < s_pm)  # (B, I)
-    n_zr = ~e & (torch.rand(x.shape, generator=generator, device=x.device) < s_zr)  # (B, I)
+    where = _draw_device(generator, x.device)  # drawn there, then moved to x's device
+    k = torch.rand(x.shape, generator=generator, device=where) < s_pm  # (B, I)
+    n_zr = torch.rand(x.shape, generator=generator, device=where) < s_zr  # (B, I)
+    k, n_zr = ~e & k.to(x.device), ~e & n_zr.to(x.device)
     return (e | k).to(x.dtype), n_zr.to(x.dtype)
 
 
@@ -438,6 +469,15 @@ class _GenerativeRecommender:
         self.consumed_ = dataset.train_matrix(task).tocsr()  # (n_entities, I) binary
         self.device_ = select_device(self.device)
 
+    def _seeded_generator(self) -> torch.Generator:
+        """The seeded source of every random draw of a training run, on the training device.
+
+        Draws are made on the generator's device and moved to the data's (see
+        :func:`_randperm`), so a CPU generator serves a model on a GPU too; the CUDA tests
+        override this method to train on a GPU with the random numbers of a CPU run.
+        """
+        return torch.Generator(device=self.device_).manual_seed(self.seed)
+
     def _train_epochs(
         self,
         dataset: GroupDataset,
@@ -592,7 +632,10 @@ class CFGANRecommender(_GenerativeRecommender):
     seed : int
         Seeds the initial weights, the batch order, the masks and the noise.
     device : str, optional
-        Where to train (see :func:`grouprec.training.select_device`).
+        Where to train: the CPU by default; ``"cuda"``, ``"mps"`` or ``"auto"`` (a GPU when there
+        is one) as :func:`grouprec.training.select_device` reads them. The seeded generator of
+        the batch order, masks and noise lives there too, and a GPU's random numbers differ from
+        the CPU's: the same seed gives another run on another kind of device.
     progress : bool
         Show a progress bar over epochs.
     callback : callable, optional
@@ -693,7 +736,7 @@ class CFGANRecommender(_GenerativeRecommender):
         self.D_ = CFGANDiscriminator(self.n_items_, self.hidden_D or self.hidden).to(self.device_)
         opt_G = _adam(self.G_.parameters(), self.lr)
         opt_D = _adam(self.D_.parameters(), self.lr)
-        gen = torch.Generator(device=self.device_).manual_seed(self.seed)
+        gen = self._seeded_generator()
         X_t, C_t = self._dense(X), self._dense(C)  # (N, I) each
 
         self.history_ = self._train_epochs(
@@ -712,14 +755,16 @@ class CFGANRecommender(_GenerativeRecommender):
         """One pass over the training rows; the batch-size-weighted mean of each statistic."""
         self.G_.train()
         self.D_.train()
-        order = torch.randperm(len(X), generator=gen, device=X.device)
+        order = _randperm(len(X), gen, X.device)
         totals: dict[str, float] = {}
         for start in range(0, len(X), self.batch_size):
             rows = order[start : start + self.batch_size]
             x, c = X[rows], C[rows]  # (B, I) real rows and their conditions
             m_pm, m_zr = sample_masks(x, self.s_pm, self.s_zr, gen)  # (B, I) each
             z = (
-                torch.randn(len(rows), self.z_dim, generator=gen, device=x.device)
+                torch.randn(
+                    len(rows), self.z_dim, generator=gen, device=_draw_device(gen, x.device)
+                ).to(x.device)
                 if self.z_dim
                 else None
             )  # (B, z_dim)
@@ -907,7 +952,10 @@ class IRGANRecommender(_GenerativeRecommender):
     seed : int
         Seeds the weights, the batch order and the samples.
     device : str, optional
-        Where to train.
+        Where to train: the CPU by default; ``"cuda"``, ``"mps"`` or ``"auto"`` (a GPU when there
+        is one) as :func:`grouprec.training.select_device` reads them. The seeded generator of
+        the order and the samples lives there too, so a GPU run differs from a CPU run with the
+        same seed.
     progress : bool
         Show a progress bar over epochs.
 
@@ -966,12 +1014,20 @@ class IRGANRecommender(_GenerativeRecommender):
         self.progress = progress
 
     def log_p(self, u: Tensor) -> Tensor:
-        """:math:`\\log p_\\theta(\\cdot \\mid u)` over all items, (B, I), for entity ids ``u`` (B,)."""
+        """:math:`\\log p_\\theta(\\cdot \\mid u)` over all items, (B, I), for entity ids ``u`` (B,).
+
+        ``u`` may live anywhere (or be a NumPy array); the result is on the model's device.
+        """
+        u = torch.as_tensor(u, device=self.G_.P.weight.device)
         return F.log_softmax(_all_scores(self.G_, u) / self.temperature, dim=1)
 
     def cost(self, u: Tensor, j: Tensor) -> Tensor:
-        """The generator's per-sample GAN loss under the current discriminator, shape of ``j``."""
-        s = self.D_(u, j)  # f_φ(u, j)
+        """The generator's per-sample GAN loss under the current discriminator, shape of ``j``.
+
+        On the model's device, wherever ``u`` and ``j`` come from.
+        """
+        device = self.D_.P.weight.device
+        s = self.D_(torch.as_tensor(u, device=device), torch.as_tensor(j, device=device))
         return -F.softplus(s) if self.kind == "minimax" else F.softplus(-s)
 
     def fit(self, dataset: GroupDataset, task: str) -> IRGANRecommender:
@@ -991,7 +1047,7 @@ class IRGANRecommender(_GenerativeRecommender):
             self.G_.load_state_dict(self.pretrained_.model_.state_dict())
         opt_G = torch.optim.Adam(self.G_.parameters(), lr=self.lr_G, weight_decay=self.weight_decay)
         opt_D = torch.optim.Adam(self.D_.parameters(), lr=self.lr_D, weight_decay=self.weight_decay)
-        gen = torch.Generator(device=self.device_).manual_seed(self.seed)
+        gen = self._seeded_generator()
         pairs = self._pairs(train)
 
         def one_epoch() -> dict[str, float]:
@@ -1000,7 +1056,7 @@ class IRGANRecommender(_GenerativeRecommender):
             record = self._discriminator_pass(pairs, opt_D, gen)
             costs = []
             for _ in range(self.g_steps):
-                order = torch.randperm(len(pairs.active), generator=gen, device=self.device_)
+                order = _randperm(len(pairs.active), gen, self.device_)
                 shuffled = pairs.active[order]
                 for s in range(0, len(shuffled), self.batch_entities):
                     u = shuffled[s : s + self.batch_entities]
@@ -1044,17 +1100,16 @@ class IRGANRecommender(_GenerativeRecommender):
         with torch.no_grad():  # sampling only: the generator does not learn here
             draws = torch.cat(
                 [
-                    torch.multinomial(
+                    _multinomial(
                         self.log_p(pairs.active[s : s + self.batch_entities]).exp(),
                         pairs.n_max,
-                        replacement=True,
-                        generator=gen,
+                        gen,
                     )
                     for s in range(0, len(pairs.active), self.batch_entities)
                 ]
             )  # (E, n_max)
         j_all = draws[pairs.row, pairs.position]  # (N,) one generated item per training pair
-        perm = torch.randperm(len(pairs.u), generator=gen, device=self.device_)
+        perm = _randperm(len(pairs.u), gen, self.device_)
         D_pair, sampler = _PairDiscriminator(self.D_), _PresampledGenerator()
         totals: dict[str, float] = {}
         for s in range(0, len(perm), self.batch_size):
@@ -1071,7 +1126,7 @@ class IRGANRecommender(_GenerativeRecommender):
         """One policy-gradient step of the generator for entities ``u`` (B,); the mean cost."""
         log_p = self.log_p(u)  # (B, I), with a graph to θ
         with torch.no_grad():  # the draws and their costs are data for this step, not functions
-            j = torch.multinomial(log_p.exp(), self.n_samples, replacement=True, generator=gen)
+            j = _multinomial(log_p.exp(), self.n_samples, gen)  # (B, K)
             cost = self.cost(u[:, None], j)  # (B, K), the discriminator only read
         b = cost.mean(dim=1, keepdim=True) if self.baseline else 0.0  # (B, 1) baseline
         loss = reinforce_loss(log_p.gather(1, j), cost, b)

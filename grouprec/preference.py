@@ -261,7 +261,9 @@ class BPRRecommender:
     seed : int
         Seeds the initialisation, the batch order and the negatives.
     device : str, optional
-        Where to train (see :func:`grouprec.training.select_device`).
+        Where to train: the CPU by default; ``"cuda"``, ``"mps"`` or ``"auto"`` (a GPU when there
+        is one) as :func:`grouprec.training.select_device` reads them. ``score`` takes and
+        returns NumPy arrays wherever the model lives.
     progress : bool
         Show a progress bar while training.
 

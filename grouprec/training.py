@@ -15,7 +15,9 @@ Batches come from either
   for pairwise ranking losses; or
 * a re-iterable such as a ``torch.utils.data.DataLoader``, iterated once per epoch.
 
-A batch is a tensor, or a tuple, list or dict of tensors; :func:`fit` moves it to the device.
+A batch is a tensor, or a tuple, list or dict of tensors; :func:`fit` moves it to the device,
+which is the CPU unless one is asked for (:func:`select_device`; ``device="auto"`` picks a GPU
+when the machine has one).
 
 :func:`ranking_val_fn` turns held-out cases (:class:`grouprec.data.EvalCases`) into the
 ``val_fn`` that :func:`fit` calls, and :func:`save_checkpoint` / :func:`load_checkpoint` store a
@@ -117,15 +119,21 @@ def _mps_available() -> bool:
 
 
 def select_device(prefer: str | torch.device | None = None) -> torch.device:
-    """The device to train on: the one asked for, else CUDA, then Apple MPS, then CPU.
+    """The device to train on: the CPU unless another one is asked for.
+
+    Results do not depend on whether the machine has a GPU unless a device is asked for: the
+    default is the CPU everywhere in grouprec, and ``"auto"`` opts in to an accelerator.
 
     Parameters
     ----------
     prefer : str or torch.device, optional
-        ``"cuda"``, ``"cuda:1"``, ``"mps"`` or ``"cpu"``. When it names a device this machine
-        does not have, the error says so (no silent fallback).
+        None (the default) or ``"cpu"``: the CPU. ``"auto"``: CUDA if available, else Apple
+        MPS, else the CPU. ``"cuda"``, ``"cuda:1"`` or ``"mps"``: that device; when it names a
+        device this machine does not have, the error says so (no silent fallback).
     """
     if prefer is None:
+        return torch.device("cpu")
+    if isinstance(prefer, str) and prefer == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if _mps_available():
@@ -145,13 +153,15 @@ def select_device(prefer: str | torch.device | None = None) -> torch.device:
     elif device.type == "mps" and not _mps_available():
         raise ValueError(f"prefer={prefer!r}, but Apple MPS is not available on this machine")
     elif device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"prefer={prefer!r}: use 'cuda', 'mps' or 'cpu'")
+        raise ValueError(f"prefer={prefer!r}: use 'cpu', 'cuda', 'mps' or 'auto'")
     return device
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:
     if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
+        # non_blocking only towards an accelerator: a copy *to* the CPU that does not block could
+        # still be under way when the loss reads it.
+        return batch.to(device, non_blocking=device.type != "cpu")
     if isinstance(batch, np.ndarray):
         return torch.from_numpy(batch).to(device)
     if isinstance(batch, Mapping):
@@ -437,7 +447,7 @@ def fit(
     Parameters
     ----------
     model : nn.Module
-        The model; it is moved to ``device`` and trained in place.
+        The model; it is moved to ``device`` (the CPU by default) and trained in place.
     loss_fn : callable
         ``loss_fn(model, batch) -> scalar tensor``; ``batch`` is already on the device.
     batches : iterable or callable
@@ -469,7 +479,9 @@ def fit(
     progress : bool
         Show a ``tqdm`` progress bar over epochs.
     device : str or torch.device, optional
-        Where to train; by default :func:`select_device`.
+        Where to train, as :func:`select_device` reads it: the CPU by default (None), so that
+        results do not depend on the machine; ``"cuda"``, ``"mps"`` or ``"auto"`` to opt in to
+        an accelerator. Batches are moved there; ``make_batches`` may build them on the CPU.
 
     Returns
     -------

@@ -84,15 +84,25 @@ def test_seed_everything_rejects_bad_seed(bad):
         T.seed_everything(bad)
 
 
-def test_select_device_order(monkeypatch):
+def test_select_device_auto_order(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(T, "_mps_available", lambda: False)
-    assert T.select_device() == torch.device("cpu")
+    assert T.select_device("auto") == torch.device("cpu")
     monkeypatch.setattr(T, "_mps_available", lambda: True)
-    assert T.select_device() == torch.device("mps")
+    assert T.select_device("auto") == torch.device("mps")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert T.select_device() == torch.device("cuda")  # CUDA first, then MPS
+    assert T.select_device("auto") == torch.device("cuda")  # CUDA first, then MPS
     assert T.select_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("cuda, mps", [(False, False), (False, True), (True, True)])
+def test_select_device_defaults_to_the_cpu_whatever_the_machine_has(monkeypatch, cuda, mps):
+    # Results must not depend on whether a GPU is present unless a device is asked for.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(T, "_mps_available", lambda: mps)
+    assert T.select_device() == torch.device("cpu")
+    assert T.select_device(None) == torch.device("cpu")
+    assert T.select_device(torch.device("cpu")) == torch.device("cpu")
 
 
 def test_select_device_names_a_missing_device(monkeypatch):
@@ -104,6 +114,23 @@ def test_select_device_names_a_missing_device(monkeypatch):
         T.select_device("mps")
     with pytest.raises(ValueError, match="'gpu0'"):
         T.select_device("gpu0")
+    with pytest.raises(ValueError, match="index=0.*CUDA is not available"):
+        T.select_device(torch.device("cuda:0"))
+
+
+def test_select_device_names_a_missing_cuda_index(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="'cuda:3'.*1 CUDA device"):
+        T.select_device("cuda:3")
+
+
+def test_fit_trains_on_the_cpu_by_default_even_when_cuda_is_available(monkeypatch):
+    """The regression test of GPU machines: fit(device=None) used to pick CUDA."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    model = Linear1()
+    T.fit(model, mse, regression_batches, epochs=2, lr=0.1, progress=False)
+    assert all(p.device.type == "cpu" for p in model.parameters())
 
 
 # ---------------------------------------------------------------- triplet batches
