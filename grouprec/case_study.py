@@ -18,21 +18,26 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from grouprec import data as D
+from grouprec import fetch
 from grouprec.aggregation import AGREERecommender
 from grouprec.baselines import EASE, ItemKNN, Popularity
+from grouprec.constants import DATA_ENV
 from grouprec.evaluation import ConsumedFilter, Recommender, evaluate, select
 from grouprec.gan_recommender import CFGANRecommender
 from grouprec.preference import BPRRecommender
+from grouprec.training import select_device
 
 METRICS = ("HR@5", "NDCG@5", "HR@10", "NDCG@10")
 
@@ -233,6 +238,7 @@ def run_case_study(
     progress: bool = True,
     data_dir: str | None = None,
     models: Sequence[str] | None = None,
+    device: str | None = None,
 ) -> CaseStudyResult:
     """Select, train and evaluate every model on the group task, for each seed.
 
@@ -257,6 +263,10 @@ def run_case_study(
         Show progress bars.
     models : sequence of str, optional
         Names of the models to run (default: all of :func:`model_specs`).
+    device : str, optional
+        Where the neural models train, as :func:`grouprec.training.select_device` reads it: the
+        CPU by default, ``"auto"`` for a GPU when there is one. Results on a GPU agree with the
+        CPU's within float32 rounding, amplified by training, not bit for bit.
     """
     if not seeds:
         raise ValueError("seeds must name at least one seed")
@@ -274,7 +284,7 @@ def run_case_study(
         fitted: dict[str, Recommender] = {}
         for spec in tqdm(specs, desc=f"{raw.name} seed {seed}", disable=not progress):
             begin = time.perf_counter()
-            factory = _seeded(spec.factory, seed)
+            factory = _seeded(spec.factory, seed, device)
             built: list[tuple[dict, Recommender]] = []
 
             def make(_factory=factory, _built=built, **params):
@@ -323,9 +333,12 @@ def run_case_study(
     return CaseStudyResult(raw.name, table, per_seed, table_unfiltered, fitted, clean)
 
 
-def _seeded(factory: Callable, seed: int) -> Callable:
-    """Pass ``seed`` to factories that take one (neural models), leave the others alone."""
+def _seeded(factory: Callable, seed: int, device: str | None = None) -> Callable:
+    """Pass ``seed`` (and ``device``, when given) to factories that take one (neural models),
+    leave the others alone."""
     if "seed" in inspect.signature(factory).parameters:
+        if device is not None:
+            return lambda **p: factory(seed=seed, device=device, **p)
         return lambda **p: factory(seed=seed, **p)
     return factory
 
@@ -362,15 +375,104 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", metavar="NAME", help="run only these models")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument(
-        "--data-dir", help="folder holding named datasets (default: $GROUPREC_DATA)"
+        "--device",
+        default="auto",
+        help="where the neural models train: auto (a GPU when there is one, else the CPU), "
+        "cpu, cuda, cuda:N or mps (default: auto)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        help=f"folder holding named datasets (default: ${DATA_ENV}, else ~/.cache/grouprec)",
+    )
+    parser.add_argument(
+        "--no-download",
+        action="store_true",
+        help=f"fail when a named dataset ({', '.join(fetch.DATASETS)}) is missing from the data "
+        "directory, instead of downloading it there (pinned commit, SHA-256 verified)",
     )
 
 
+def _find_or_fetch(
+    name_or_path: str,
+    data_dir: str | None = None,
+    download: bool = True,
+    progress: bool = True,
+) -> Path:
+    """The folder of dataset ``name_or_path`` for the command line; a missing benchmark is
+    downloaded first.
+
+    A folder path, or a name found in the data directory, is used as it is (see
+    :func:`grouprec.data.find_dataset`). A benchmark name (a key of
+    :data:`grouprec.fetch.DATASETS`) missing from the data directory is downloaded into it with
+    :func:`grouprec.fetch.fetch_dataset` (files at a pinned commit, every SHA-256 checked),
+    unless ``download`` is False; the folder written to is printed first.
+
+    Raises
+    ------
+    FileNotFoundError
+        The dataset is not there and was not (or could not be) downloaded. The message says
+        where it looked, how to point the package at existing files and, when a download
+        failed, why.
+    """
+    try:
+        return D.find_dataset(name_or_path, data_dir)
+    except FileNotFoundError as exc:
+        if str(name_or_path) not in fetch.DATASETS:
+            raise  # an unknown name or a folder path: nothing to download
+        if not download:
+            raise FileNotFoundError(
+                f"{exc}. Nothing was downloaded (--no-download); without it, the files are "
+                f"downloaded into {D.resolve_data_dir(data_dir) / str(name_or_path)}"
+            ) from None
+    name = str(name_or_path)
+    root = D.resolve_data_dir(data_dir)
+    source = fetch.DATASETS[name]
+    size = sum(n_bytes for n_bytes, _ in source.files.values())
+    print(
+        f"{name} is not in the data directory {root}: downloading it into {root / name} "
+        f"({len(source.files)} files, {size / 1e6:.1f} MB, from {source.repo} at commit "
+        f"{source.commit[:10]}, SHA-256 verified; --no-download to stop this)",
+        flush=True,
+    )
+    try:
+        folder = fetch.fetch_dataset(name, data_dir=root, progress=progress)
+    except fetch.FetchError as exc:
+        reason = str(exc).rstrip()
+        reason += "" if reason.endswith(".") else "."
+        hint = (
+            "Or pass --data-dir with that folder."
+            if DATA_ENV in reason
+            else f"If you have the files, set {DATA_ENV} or pass --data-dir with the folder "
+            f"that holds {name}/."
+        )
+        raise FileNotFoundError(
+            f"dataset {name!r} not found: {root / name} does not exist (data directory {root}), "
+            f"and downloading it failed: {reason} {hint}"
+        ) from None
+    print(f"{name}: {len(source.files)} files downloaded and verified in {folder}", flush=True)
+    return folder
+
+
 def run_cli(args: argparse.Namespace) -> int:
-    """Run ``python -m grouprec case-study`` with parsed ``args``."""
+    """Run ``python -m grouprec case-study`` with parsed ``args``.
+
+    A benchmark missing from the data directory is downloaded first (see
+    :func:`_find_or_fetch`) unless ``args.no_download``; the total time excludes the download.
+    """
+    try:
+        folder = _find_or_fetch(args.dataset, args.data_dir, download=not args.no_download)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        device = select_device(args.device)
+    except ValueError as exc:
+        print(f"error: --device {args.device}: {exc}", file=sys.stderr)
+        return 2
+    print(f"neural models train on: {device}", flush=True)
     start = time.perf_counter()
     result = run_case_study(
-        args.dataset, seeds=args.seeds, quick=args.quick, data_dir=args.data_dir, models=args.models
+        folder, seeds=args.seeds, quick=args.quick, models=args.models, device=str(device)
     )
     with pd.option_context("display.width", 120, "display.precision", 4):
         print(

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import json
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from grouprec import case_study as CS
 from grouprec import data as D
+from grouprec import fetch as F
 from grouprec.__main__ import main
 from grouprec.baselines import ItemKNN, Popularity
+from grouprec.constants import DATA_ENV
 from grouprec.evaluation import ConsumedFilter, evaluate
 from grouprec.training import History
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +78,29 @@ def test_quick_end_to_end_on_synthetic_data(shop_dir, tmp_path, capsys):
         assert 0.0 <= row["NDCG@5"] <= row["HR@5"] <= row["HR@10"] <= 1.0
 
 
+def test_cli_device(shop_dir, capsys, monkeypatch):
+    """--device: a device the machine lacks is a clear error; the neural models go where it says."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["case-study", "--dataset", str(shop_dir), "--device", "cuda"]) == 2
+    assert "--device cuda" in capsys.readouterr().err
+    seen = []
+    original = CS.run_case_study
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["device"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(CS, "run_case_study", spy)
+    argv = ["case-study", "--dataset", str(shop_dir), "--quick", "--seeds", "0"]
+    assert main([*argv, "--models", "MF-BPR"]) == 0  # the default, auto: the CPU here
+    assert seen == ["cpu"] and "neural models train on: cpu" in capsys.readouterr().out
+    result = original(shop_dir, seeds=(0,), quick=True, progress=False, models=["MF-BPR"])
+    model = result.models["MF-BPR"]
+    assert next(model.model_.parameters()).device.type == "cpu"
+
+
 def test_case_study_is_deterministic(shop_dir):
     a = CS.run_case_study(shop_dir, seeds=(1,), quick=True, progress=False, models=["ItemKNN"])
     b = CS.run_case_study(shop_dir, seeds=(1,), quick=True, progress=False, models=["ItemKNN"])
@@ -91,6 +129,140 @@ def test_cli_unknown_model_and_dataset(shop_dir, tmp_path, capsys):
     assert "unknown models ['Nope']" in capsys.readouterr().err
     assert main(["case-study", "--dataset", "nope", "--data-dir", str(tmp_path)]) == 2
     assert "dataset 'nope' not found" in capsys.readouterr().err
+
+
+# ------------------------------------------------- the main job downloads a missing benchmark
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the name is fixed by the base class
+        pass
+
+
+@contextlib.contextmanager
+def _serve(root: Path) -> Iterator[str]:
+    """Serve ``root`` over HTTP on an ephemeral 127.0.0.1 port; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed on exit: nothing listens there
+
+
+@pytest.fixture
+def served_shop(shop_dir, tmp_path, monkeypatch) -> Iterator[str]:
+    """The synthetic shop's files, served on 127.0.0.1 where the camra2011 files would be.
+
+    The registry entry of camra2011 gets the sizes and checksums of these files, and
+    ``DEFAULT_BASE_URL`` points at the local server: the download code runs unchanged.
+    """
+    source = F.DATASETS["camra2011"]
+    root = tmp_path / "www"
+    folder = root / source.repo / source.commit / source.folder
+    folder.mkdir(parents=True)
+    files = {}
+    for filename in source.files:
+        data = (shop_dir / filename).read_bytes()
+        (folder / filename).write_bytes(data)
+        files[filename] = (len(data), hashlib.sha256(data).hexdigest())
+    monkeypatch.setitem(F.DATASETS, "camra2011", replace(source, files=files))
+    with _serve(root) as base_url:
+        monkeypatch.setattr(F, "DEFAULT_BASE_URL", base_url)
+        yield base_url
+
+
+QUICK = ["--quick", "--seeds", "0", "--models", "Popularity"]
+
+
+def test_main_job_downloads_a_missing_benchmark_then_runs(
+    served_shop, tmp_path, monkeypatch, capsys
+):
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv(DATA_ENV, str(data_dir))  # the default data directory
+    out = tmp_path / "out.json"
+    assert main(["case-study", "--dataset", "camra2011", *QUICK, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    folder = data_dir / "camra2011"
+    assert f"downloading it into {folder} (7 files" in printed
+    assert f"camra2011: 7 files downloaded and verified in {folder}" in printed
+    assert "group task, camra2011" in printed
+    assert json.loads(out.read_text())["dataset"] == "camra2011"
+    assert [p.name for p in data_dir.iterdir()] == ["camra2011"]  # no temporary folder left
+    assert F.verify_dataset(folder, "camra2011") == []
+    # A second run reads the downloaded files: with no server left, it still works.
+    monkeypatch.delenv(DATA_ENV)
+    monkeypatch.setattr(F, "DEFAULT_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
+    assert main(["case-study", "--dataset", "camra2011", "--data-dir", str(data_dir), *QUICK]) == 0
+    printed = capsys.readouterr().out
+    assert "download" not in printed and "group task, camra2011" in printed
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail the test if anything tries to download."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def test_no_download_fails_clearly_without_the_network(no_network, tmp_path, capsys):
+    data_dir = tmp_path / "data"
+    argv = ["case-study", "--dataset", "camra2011", "--data-dir", str(data_dir), "--no-download"]
+    assert main([*argv, *QUICK]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: dataset 'camra2011' not found")
+    assert f"{data_dir / 'camra2011'} does not exist" in err and DATA_ENV in err
+    assert "Nothing was downloaded (--no-download)" in err
+    assert not data_dir.exists()  # fetch_dataset was not even called: it makes the folder
+
+
+def test_only_benchmark_names_are_downloaded(no_network, tmp_path, capsys):
+    data_dir = tmp_path / "data"
+    for dataset in (str(tmp_path / "camra2011"), "nope"):  # a missing folder; an unknown name
+        assert main(["case-study", "--dataset", dataset, "--data-dir", str(data_dir)]) == 2
+        assert f"error: dataset {dataset!r} not found" in capsys.readouterr().err
+    assert not data_dir.exists()
+
+
+def test_main_job_offline_fails_clearly_without_a_traceback(tmp_path):
+    base_url = f"http://127.0.0.1:{_closed_port()}"
+    data_dir = tmp_path / "data"
+    # A fresh interpreter, as from the shell, with the download address set to a closed port.
+    program = (
+        "import sys; import grouprec.fetch as F; F.DEFAULT_BASE_URL = sys.argv[1]; "
+        "from grouprec.__main__ import main; sys.exit(main(sys.argv[2:]))"
+    )
+    argv = ["case-study", "--dataset", "camra2011", "--data-dir", str(data_dir), *QUICK]
+    done = subprocess.run(
+        [sys.executable, "-c", program, base_url, *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert f"downloading it into {data_dir / 'camra2011'}" in done.stdout
+    (error,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: dataset 'camra2011' not found")
+    assert f"{data_dir / 'camra2011'} does not exist" in error
+    assert F.file_url("camra2011", "groupMember.txt", base_url) in error
+    assert "Connection refused" in error  # the network error itself
+    assert DATA_ENV in error and "--data-dir" in error
+    assert list(data_dir.iterdir()) == []  # nothing left behind
 
 
 def _with_consumed_negatives(dataset: D.GroupDataset) -> D.GroupDataset:
