@@ -9,9 +9,11 @@ every file must match its recorded size and SHA-256 before anything is put in pl
 - ``mafengwo``: ``FDUDSDE/WWW2023ConsRec`` (the ConsRec code; Wu et al., WWW 2023), folder
   ``data/Mafengwo``.
 
-A download is atomic: the files go to a temporary folder inside the data directory, which is
-renamed to ``<data_dir>/<name>`` only once every checksum has matched. After any failure the
-temporary folder is removed, so no partial dataset is ever left behind.
+The downloading is done by `pooch <https://www.fatiando.org/pooch>`_: each file is streamed
+to a temporary file, checked against its known SHA-256, and only then moved to its name. The
+files go to a temporary folder inside the data directory, which is renamed to
+``<data_dir>/<name>`` once every file is in place; after any failure it is removed, so no
+partial dataset is ever left behind.
 
 References
 ----------
@@ -24,21 +26,16 @@ References
 from __future__ import annotations
 
 import argparse
-import hashlib
-import http.client
 import inspect
 import os
 import shutil
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
+import pooch
 
-from grouprec import __version__
 from grouprec.constants import DATA_ENV
 
 __all__ = [
@@ -59,7 +56,6 @@ __all__ = [
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com"
 #: The address of one file: ``{base_url}/{repo}/{commit}/{path}``.
 URL_TEMPLATE = "{base_url}/{repo}/{commit}/{path}"
-CHUNK = 1 << 16
 
 
 class FetchError(RuntimeError):
@@ -198,14 +194,6 @@ def file_url(name: str, filename: str, base_url: str | None = None) -> str:
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_dataset(folder: str | os.PathLike, name: str) -> list[str]:
     """Check every file of dataset ``name`` in ``folder`` against its size and SHA-256.
 
@@ -227,34 +215,45 @@ def verify_dataset(folder: str | os.PathLike, name: str) -> list[str]:
         if actual_size != size:
             problems.append(f"{path}: {actual_size:,} bytes, expected {size:,}")
             continue
-        actual = _sha256(path)
+        actual = pooch.file_hash(str(path), alg="sha256")
         if actual != sha256:
             problems.append(f"{path}: sha256 {actual}, expected {sha256}")
     return problems
 
 
-def _download(url: str, path: Path, size: int, sha256: str, timeout: float, bar) -> None:
-    """Stream ``url`` into ``path``, checking size and SHA-256 on the way."""
-    request = urllib.request.Request(url, headers={"User-Agent": f"grouprec/{__version__}"})
-    digest = hashlib.sha256()
-    n_bytes = 0
-    with urllib.request.urlopen(request, timeout=timeout) as response, open(path, "wb") as out:
-        while chunk := response.read(CHUNK):
-            n_bytes += len(chunk)
-            if n_bytes > size:
-                raise ChecksumError(
-                    f"{path.name}: the server sent more than the expected {size:,} bytes ({url})"
-                )
-            digest.update(chunk)
-            out.write(chunk)
-            bar.update(len(chunk))
+def _innermost(exc: BaseException) -> BaseException:
+    """The error at the bottom of a chain, e.g. ``[Errno 111] Connection refused`` under the
+    wrappers of requests and urllib3."""
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    return exc
+
+
+def _download(name: str, filename: str, folder: Path, base_url: str | None, downloader) -> None:
+    """Download one file of dataset ``name`` into ``folder`` with pooch, checking its SHA-256
+    and size; pooch's errors become :class:`FetchError` naming the address."""
+    import requests  # pooch's HTTP client, imported lazily by pooch too
+
+    size, sha256 = DATASETS[name].files[filename]
+    url = file_url(name, filename, base_url)
+    try:
+        pooch.retrieve(url, f"sha256:{sha256}", fname=filename, path=folder, downloader=downloader)
+    except ValueError as exc:  # pooch has deleted the file whose hash did not match
+        raise ChecksumError(f"{filename}: {exc} ({url})") from None
+    except requests.HTTPError as exc:
+        raise FetchError(
+            f"could not download {url}: the server answered HTTP {exc.response.status_code} "
+            f"{exc.response.reason}"
+        ) from exc
+    except requests.RequestException as exc:
+        raise FetchError(
+            f"could not download {url}: {_innermost(exc)}. Are you offline? If you have the "
+            f"files, set {DATA_ENV} to the folder that holds {name}/ (with "
+            f"{', '.join(DATASETS[name].files)})."
+        ) from exc
+    n_bytes = (folder / filename).stat().st_size
     if n_bytes != size:
-        raise ChecksumError(f"{path.name}: downloaded {n_bytes:,} bytes, expected {size:,} ({url})")
-    actual = digest.hexdigest()
-    if actual != sha256:
-        raise ChecksumError(
-            f"{path.name}: checksum mismatch: expected sha256 {sha256}, got {actual} ({url})"
-        )
+        raise ChecksumError(f"{filename}: downloaded {n_bytes:,} bytes, expected {size:,} ({url})")
 
 
 def fetch_dataset(
@@ -279,7 +278,7 @@ def fetch_dataset(
     timeout : float
         Seconds to wait for the server on each connection and read.
     progress : bool
-        Show a progress bar.
+        Show pooch's progress bar (tqdm) for each file.
 
     Returns
     -------
@@ -309,35 +308,20 @@ def fetch_dataset(
         )
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))
-    total = sum(size for size, _ in source.files.values())
+    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")  # not pooch's line per file naming the temporary folder
     try:
-        with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not progress) as bar:
-            for filename, (size, sha256) in source.files.items():
-                url = file_url(name, filename, base_url)
-                try:
-                    _download(url, tmp / filename, size, sha256, timeout, bar)
-                except urllib.error.HTTPError as exc:
-                    raise FetchError(
-                        f"could not download {url}: the server answered HTTP {exc.code} "
-                        f"{exc.reason}"
-                    ) from exc
-                except (
-                    urllib.error.URLError,
-                    TimeoutError,
-                    ConnectionError,
-                    http.client.HTTPException,
-                ) as exc:
-                    reason = getattr(exc, "reason", exc)
-                    raise FetchError(
-                        f"could not download {url}: {reason}. Are you offline? If you have the "
-                        f"files, set {DATA_ENV} to the folder that holds {name}/ (with "
-                        f"{', '.join(source.files)})."
-                    ) from exc
+        for filename in source.files:
+            _download(name, filename, tmp, base_url, downloader)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the dataset is ordinary data
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        logger.setLevel(level)
     return target
 
 

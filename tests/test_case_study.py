@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 
 from grouprec import case_study as CS
 from grouprec import data as D
@@ -210,11 +211,12 @@ def test_main_job_downloads_a_missing_benchmark_then_runs(
 
 @pytest.fixture
 def no_network(monkeypatch):
-    """Fail the test if anything tries to download."""
+    """Fail the test if anything tries to download (with requests, which pooch uses, or urllib)."""
 
     def refuse(*args, **kwargs):
         raise AssertionError("the network was used")
 
+    monkeypatch.setattr(requests.Session, "request", refuse)
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
