@@ -16,7 +16,7 @@ PY
 # PyTorch first, pinned to the CPU build the course is tested with. Installing the package first
 # would let pip choose the newest torch, which on Linux is a multi-GB CUDA build.
 .venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
-.venv/bin/python -m pip install --quiet -e ".[dev,book]"
+.venv/bin/python -m pip install --quiet -e ".[dev,test,book]"
 # The notebooks run in a kernel that uses this environment.
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import json
-import socket
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
+from loopback import closed_port, serve
 
 from grouprec import case_study as CS
 from grouprec import data as D
@@ -135,32 +131,6 @@ def test_cli_unknown_model_and_dataset(shop_dir, tmp_path, capsys):
 # ------------------------------------------------- the main job downloads a missing benchmark
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the name is fixed by the base class
-        pass
-
-
-@contextlib.contextmanager
-def _serve(root: Path) -> Iterator[str]:
-    """Serve ``root`` over HTTP on an ephemeral 127.0.0.1 port; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed on exit: nothing listens there
-
-
 @pytest.fixture
 def served_shop(shop_dir, tmp_path, monkeypatch) -> Iterator[str]:
     """The synthetic shop's files, served on 127.0.0.1 where the camra2011 files would be.
@@ -178,7 +148,7 @@ def served_shop(shop_dir, tmp_path, monkeypatch) -> Iterator[str]:
         (folder / filename).write_bytes(data)
         files[filename] = (len(data), hashlib.sha256(data).hexdigest())
     monkeypatch.setitem(F.DATASETS, "camra2011", replace(source, files=files))
-    with _serve(root) as base_url:
+    with serve(root) as base_url:
         monkeypatch.setattr(F, "DEFAULT_BASE_URL", base_url)
         yield base_url
 
@@ -203,7 +173,7 @@ def test_main_job_downloads_a_missing_benchmark_then_runs(
     assert F.verify_dataset(folder, "camra2011") == []
     # A second run reads the downloaded files: with no server left, it still works.
     monkeypatch.delenv(DATA_ENV)
-    monkeypatch.setattr(F, "DEFAULT_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setattr(F, "DEFAULT_BASE_URL", f"http://127.0.0.1:{closed_port()}")
     assert main(["case-study", "--dataset", "camra2011", "--data-dir", str(data_dir), *QUICK]) == 0
     printed = capsys.readouterr().out
     assert "download" not in printed and "group task, camra2011" in printed
@@ -240,7 +210,7 @@ def test_only_benchmark_names_are_downloaded(no_network, tmp_path, capsys):
 
 
 def test_main_job_offline_fails_clearly_without_a_traceback(tmp_path):
-    base_url = f"http://127.0.0.1:{_closed_port()}"
+    base_url = f"http://127.0.0.1:{closed_port()}"
     data_dir = tmp_path / "data"
     # A fresh interpreter, as from the shell, with the download address set to a closed port.
     program = (

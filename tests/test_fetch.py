@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import hashlib
 import re
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from loopback import closed_port, serve
 
 from grouprec import fetch as F
 from grouprec.constants import DATA_ENV
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the name is fixed by the base class
-        pass
 
 
 def _layout(source_dir: Path, root: Path) -> Path:
@@ -41,32 +32,11 @@ def served(real_data_dir, tmp_path_factory) -> Path:
     return _layout(real_data_dir, tmp_path_factory.mktemp("www"))
 
 
-@contextlib.contextmanager
-def _serve(root: Path) -> Iterator[str]:
-    """Serve ``root`` over HTTP on an ephemeral 127.0.0.1 port; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def server(served) -> Iterator[str]:
     """Base URL of a server holding an exact copy of the shared files."""
-    with _serve(served) as base_url:
+    with serve(served) as base_url:
         yield base_url
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed on exit: nothing listens there
 
 
 def _served_file(served: Path, name: str, filename: str) -> Path:
@@ -127,7 +97,7 @@ def test_fetch_downloads_and_verifies(name, server, real_data_dir, tmp_path):
 
 def test_fetch_does_nothing_when_the_folder_verifies(server, tmp_path):
     F.fetch_dataset("mafengwo", data_dir=tmp_path, base_url=server, progress=False)
-    nowhere = f"http://127.0.0.1:{_closed_port()}"
+    nowhere = f"http://127.0.0.1:{closed_port()}"
     # Served from nowhere: it succeeds only because nothing is downloaded.
     assert F.fetch_dataset("mafengwo", data_dir=tmp_path, base_url=nowhere) == tmp_path / "mafengwo"
 
@@ -141,7 +111,7 @@ def test_checksum_mismatch_names_the_file_and_leaves_nothing(tmp_path, real_data
     actual = hashlib.sha256(data).hexdigest()
     expected = F.DATASETS["camra2011"].files["groupRatingTest.txt"][1]
     data_dir = tmp_path / "data"
-    with _serve(corrupt) as base_url, pytest.raises(F.ChecksumError) as info:
+    with serve(corrupt) as base_url, pytest.raises(F.ChecksumError) as info:
         F.fetch_dataset("camra2011", data_dir=data_dir, base_url=base_url, progress=False)
     message = str(info.value)
     assert "groupRatingTest.txt" in message and expected in message and actual in message
@@ -164,7 +134,7 @@ def test_unexpected_size_is_caught(server, tmp_path, monkeypatch):
 
 
 def test_unreachable_server_gives_a_clear_error_and_leaves_nothing(tmp_path):
-    base_url = f"http://127.0.0.1:{_closed_port()}"
+    base_url = f"http://127.0.0.1:{closed_port()}"
     with pytest.raises(F.FetchError) as info:
         F.fetch_dataset(
             "camra2011", data_dir=tmp_path, base_url=base_url, timeout=5, progress=False
@@ -179,7 +149,7 @@ def test_missing_file_on_the_server_names_the_url_and_status(tmp_path, real_data
     root = _layout(real_data_dir, tmp_path / "www")
     _served_file(root, "mafengwo", "userFollow.txt").unlink()
     data_dir = tmp_path / "data"
-    with _serve(root) as base_url, pytest.raises(F.FetchError, match="HTTP 404") as info:
+    with serve(root) as base_url, pytest.raises(F.FetchError, match="HTTP 404") as info:
         F.fetch_dataset("mafengwo", data_dir=data_dir, base_url=base_url, progress=False)
     assert F.file_url("mafengwo", "userFollow.txt", base_url) in str(info.value)
     assert list(data_dir.iterdir()) == []
@@ -249,7 +219,7 @@ def test_command_line(server, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "camra2011: 7 files verified in" in out
     assert "100%" in err  # pooch's progress bar (tqdm)
-    nowhere = f"http://127.0.0.1:{_closed_port()}"
+    nowhere = f"http://127.0.0.1:{closed_port()}"
     args = _cli(["mafengwo", "--data-dir", str(tmp_path), "--base-url", nowhere, "--timeout", "5"])
     assert F.run_cli(args) == 1
     err = capsys.readouterr().err

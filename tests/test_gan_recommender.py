@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from toy import N_GROUPS, N_ITEMS, N_USERS, two_tastes
 
 from grouprec import evaluation as E
 from grouprec import gan
 from grouprec.baselines import Popularity, history
-from grouprec.data import EvalCases, GroupDataset, Interactions, split_validation
+from grouprec.data import GroupDataset
 from grouprec.evaluation import evaluate
 from grouprec.gan_recommender import (
     CFGANDiscriminator,
@@ -33,7 +34,6 @@ from grouprec.preference import BPRRecommender
 from grouprec.training import seed_everything
 
 DTYPE = torch.float64
-N_USERS, N_ITEMS, N_GROUPS = 40, 30, 12
 
 
 # --- a small dataset with structure to learn ----------------------------------------------------
@@ -41,47 +41,7 @@ N_USERS, N_ITEMS, N_GROUPS = 40, 30, 12
 
 def make_dataset(seed: int = 0) -> GroupDataset:
     """Users in two tastes (items 0-14 or 15-29), groups of 2-4 users, validation split."""
-    rng = np.random.default_rng(seed)
-    taste = np.arange(N_USERS) % 2  # (U,)
-    users, items = [], []
-    for u in range(N_USERS):
-        liked = rng.choice(15, size=6, replace=False) + 15 * taste[u]
-        users += [u] * len(liked)
-        items += list(liked)
-    members = tuple(
-        np.sort(rng.choice(np.flatnonzero(taste == g % 2), size=2 + g % 3, replace=False))
-        for g in range(N_GROUPS)
-    )
-    g_ent, g_item = [], []
-    for g in range(N_GROUPS):
-        liked = rng.choice(15, size=5, replace=False) + 15 * (g % 2)
-        g_ent += [g] * len(liked)
-        g_item += list(liked)
-
-    def cases(n: int) -> EvalCases:
-        entity = np.arange(n, dtype=np.int64)
-        item = (entity % 2) * 15 + (entity // 2) % 15  # an item of the entity's taste
-        negatives = np.stack([(1 - entity % 2) * 15 + k for k in range(5)], axis=1)
-        return EvalCases(entity, item.astype(np.int64), negatives.astype(np.int64))
-
-    def pairs(entity, item, test: EvalCases) -> Interactions:
-        entity, item = np.asarray(entity, np.int64), np.asarray(item, np.int64)
-        keep = ~np.isin(entity * N_ITEMS + item, test.entity * N_ITEMS + test.item)
-        return Interactions(entity[keep], item[keep])
-
-    user_test, group_test = cases(N_USERS), cases(N_GROUPS)
-    ds = GroupDataset(
-        name="toy",
-        n_users=N_USERS,
-        n_items=N_ITEMS,
-        n_groups=N_GROUPS,
-        group_members=members,
-        user_train=pairs(users, items, user_test),
-        user_test=user_test,
-        group_train=pairs(g_ent, g_item, group_test),
-        group_test=group_test,
-    )
-    return split_validation(ds, seed=seed, n_negatives=8)
+    return two_tastes(seed)
 
 
 @pytest.fixture(scope="module")
