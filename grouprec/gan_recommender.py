@@ -62,6 +62,7 @@ __all__ = [
     "IRGANRecommender",
     "OBJECTIVES",
     "conditions",
+    "leave_one_out_baseline",
     "reinforce_loss",
     "sample_masks",
     "zero_reconstruction",
@@ -819,6 +820,32 @@ class CFGANRecommender(_GenerativeRecommender):
 # --------------------------------------------------------------------------------------------
 
 
+def leave_one_out_baseline(cost: Tensor) -> Tensor:
+    """For each of the :math:`K` draws of a row, the mean cost of the row's *other* draws.
+
+    .. math:: b_k = \\frac{1}{K - 1} \\sum_{m \\ne k} \\ell(i_m)
+
+    :math:`b_k` does not depend on draw :math:`k`, so :func:`reinforce_loss` stays unbiased with
+    it. The plain row mean :math:`\\bar\\ell` does depend on it, through its own term
+    :math:`\\ell(i_k) / K`: subtracting it scales the expected gradient by :math:`(K - 1) / K`.
+
+    Parameters
+    ----------
+    cost : Tensor
+        Costs of the draws, (B, K) with :math:`K \\ge 2`.
+
+    Returns
+    -------
+    Tensor
+        (B, K), the baseline of each draw.
+    """
+    if cost.dim() != 2 or cost.shape[1] < 2:
+        raise ValueError(
+            f"cost must have shape (B, K) with K >= 2 draws per row; got {tuple(cost.shape)}"
+        )
+    return (cost.sum(dim=1, keepdim=True) - cost) / (cost.shape[1] - 1)
+
+
 def reinforce_loss(log_p: Tensor, cost: Tensor, baseline: Tensor | float = 0.0) -> Tensor:
     """A surrogate whose gradient is the REINFORCE estimate of :math:`\\nabla_\\theta
     \\mathbb{E}_{i \\sim p_\\theta}[\\ell(i)]`.
@@ -913,8 +940,8 @@ class IRGANRecommender(_GenerativeRecommender):
     2. *generator*, ``g_steps`` passes over the entities: draw ``n_samples`` items per entity
        from :math:`p_\\theta`, cost them with the generator's GAN loss under the current
        discriminator (``kind="minimax"``, the paper's: :math:`\\log(1 - D_\\phi(u, j)) =
-       -\\operatorname{softplus}(f_\\phi(u, j))`), and step along :func:`reinforce_loss`, with the
-       entity's mean cost as the baseline when ``baseline`` is set.
+       -\\operatorname{softplus}(f_\\phi(u, j))`), and step along :func:`reinforce_loss`, with
+       :func:`leave_one_out_baseline` when ``baseline`` is set.
 
     Parameters
     ----------
@@ -927,7 +954,9 @@ class IRGANRecommender(_GenerativeRecommender):
     g_steps : int
         Generator passes over the entities per epoch.
     baseline : bool
-        Subtract the per-entity mean cost (variance reduction).
+        Subtract from each draw's cost the mean cost of the entity's other draws
+        (:func:`leave_one_out_baseline`; variance reduction without bias). Needs ``n_samples``
+        of at least 2.
     kind : str
         The generator's per-sample cost, ``"minimax"`` or ``"non-saturating"``
         (:math:`-\\log D_\\phi(u, j)`).
@@ -999,6 +1028,11 @@ class IRGANRecommender(_GenerativeRecommender):
         self.n_samples = _check_int("n_samples", n_samples)
         self.g_steps = _check_int("g_steps", g_steps, minimum=0)
         self.baseline = bool(baseline)
+        if self.baseline and self.n_samples < 2:
+            raise ValueError(
+                f"baseline=True needs n_samples >= 2 (the baseline of a draw is the mean cost of "
+                f"the other draws), got n_samples={n_samples!r}"
+            )
         self.kind = _check_choice("kind", kind, gan.GENERATOR_LOSSES)
         self.pretrain_epochs = _check_int("pretrain_epochs", pretrain_epochs, minimum=0)
         self.epochs = _check_int("epochs", epochs)
@@ -1128,7 +1162,7 @@ class IRGANRecommender(_GenerativeRecommender):
         with torch.no_grad():  # the draws and their costs are data for this step, not functions
             j = _multinomial(log_p.exp(), self.n_samples, gen)  # (B, K)
             cost = self.cost(u[:, None], j)  # (B, K), the discriminator only read
-        b = cost.mean(dim=1, keepdim=True) if self.baseline else 0.0  # (B, 1) baseline
+        b = leave_one_out_baseline(cost) if self.baseline else 0.0  # (B, K) baseline
         loss = reinforce_loss(log_p.gather(1, j), cost, b)
         # zero_grad, then backward into the generator's parameters only: the costs carry no graph.
         opt_G.zero_grad(set_to_none=True)

@@ -26,6 +26,7 @@ from grouprec.gan_recommender import (
     GanHistory,
     IRGANRecommender,
     conditions,
+    leave_one_out_baseline,
     reinforce_loss,
     sample_masks,
     zero_reconstruction,
@@ -283,6 +284,41 @@ def test_reinforce_monte_carlo_and_the_baseline():
     assert plain.var(dim=0).sum() > 5 * based.var(dim=0).sum()
     with pytest.raises(ValueError, match="shape"):
         reinforce_loss(log_p, cost[:3])
+
+
+def test_leave_one_out_baseline_is_unbiased_and_the_row_mean_is_not():
+    """Over every ordered pair of draws (K = 2), weighted by its probability: the estimate with
+    the leave-one-out baseline averages to the exact gradient; with the row mean, draw included,
+    to (K - 1) / K of it."""
+    gen = torch.Generator().manual_seed(4)
+    theta = torch.randn(4, generator=gen, dtype=DTYPE, requires_grad=True)
+    cost = 2.0 + torch.randn(4, generator=gen, dtype=DTYPE)
+    log_p = torch.log_softmax(theta, dim=0)
+    (exact,) = torch.autograd.grad((log_p.exp() * cost).sum(), theta, retain_graph=True)
+    p = log_p.exp().detach()
+    expected = {"leave-one-out": torch.zeros_like(theta), "row mean": torch.zeros_like(theta)}
+    for a in range(4):
+        for b in range(4):
+            j = torch.tensor([[a, b]])  # (1, K) the two draws
+            c = cost[j]  # (1, K)
+            for name, base in (
+                ("leave-one-out", leave_one_out_baseline(c)),
+                ("row mean", c.mean(dim=1, keepdim=True)),
+            ):
+                (g,) = torch.autograd.grad(
+                    reinforce_loss(log_p[j], c, base), theta, retain_graph=True
+                )
+                expected[name] += p[a] * p[b] * g
+    assert torch.allclose(expected["leave-one-out"], exact, rtol=0, atol=1e-14)
+    assert torch.allclose(expected["row mean"], exact / 2, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(
+        leave_one_out_baseline(torch.tensor([[1.0, 2.0, 6.0]])).numpy(), [[4.0, 3.5, 1.5]]
+    )
+    with pytest.raises(ValueError, match="K >= 2"):
+        leave_one_out_baseline(torch.ones(3, 1))
+    with pytest.raises(ValueError, match="n_samples >= 2"):
+        IRGANRecommender(n_samples=1)
+    IRGANRecommender(n_samples=1, baseline=False)  # no baseline: one draw is enough
 
 
 # --- the recommenders -----------------------------------------------------------------------------
