@@ -8,6 +8,7 @@ stage                     module                           notebook
 data preprocessing        :mod:`grouprec.data`             ``01_data``
 evaluation                :mod:`grouprec.metrics`,
                           :mod:`grouprec.evaluation`,
+                          :mod:`grouprec.base`,
                           :mod:`grouprec.baselines`        ``02_evaluation``
 forward/backward          :mod:`grouprec.scratch`          ``03_backprop``
 user preferences          :mod:`grouprec.preference`       ``04_user_preferences``
@@ -17,6 +18,10 @@ GAN losses                :mod:`grouprec.gan`              ``07_gan_losses``
 GAN recommender           :mod:`grouprec.gan_recommender`  ``08_gan_recommender``
 case study                :mod:`grouprec.case_study`       ``09_case_study``
 ========================  ===============================  =========================
+
+Every model class subclasses :class:`grouprec.base.BaseRecommender` (also importable from
+:mod:`grouprec.evaluation`): ``fit``, ``score``, ``score_all``, ``recommend``, ``get_params``,
+``set_params`` and ``clone`` work the same way for all of them.
 """
 
 __version__ = "0.1.0"

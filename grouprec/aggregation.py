@@ -82,6 +82,7 @@ import torch
 from scipy.stats import rankdata
 from torch import Tensor, nn
 
+from grouprec.base import BaseRecommender, check_ids
 from grouprec.constants import DEFAULT_SEED
 from grouprec.data import EvalCases, GroupDataset, Interactions, NegativeSampler
 from grouprec.preference import bpr_loss
@@ -764,32 +765,6 @@ def _tie_keys(seed: int, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
         return _fmix64(h ^ items.astype(np.uint64))
 
 
-def _check_ids_np(name: str, ids: np.ndarray, n: int, what: str) -> np.ndarray:
-    ids = np.asarray(ids)
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer {what} ids, got dtype {ids.dtype}")
-    ids = ids.astype(np.int64, copy=False)
-    if ids.size and (ids.min() < 0 or ids.max() >= n):
-        bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
-        raise ValueError(f"{name} holds {what} id {bad}, outside 0..{n - 1}")
-    return ids
-
-
-def _check_entities_items(
-    entities: np.ndarray, items: np.ndarray, n_entities: int, n_items: int, what: str
-) -> tuple[np.ndarray, np.ndarray]:
-    entities = np.asarray(entities)
-    items = np.asarray(items)
-    if entities.ndim != 1 or items.ndim != 2 or items.shape[0] != entities.shape[0]:
-        raise ValueError(
-            f"entities must have shape (n,) and items (n, c); got {entities.shape} and "
-            f"{items.shape}"
-        )
-    entities = _check_ids_np("entities", entities, n_entities, what)
-    items = _check_ids_np("items", items, n_items, "item")
-    return entities, items
-
-
 def _size_chunks(sizes: np.ndarray, cells_per_slot: int) -> Iterator[np.ndarray]:
     """Positions of groups in chunks of similar size, smallest first, each within the budget.
 
@@ -808,7 +783,7 @@ def _size_chunks(sizes: np.ndarray, cells_per_slot: int) -> Iterator[np.ndarray]
         start = stop
 
 
-class RuleRecommender:
+class RuleRecommender(BaseRecommender):
     """A static rule applied to the member scores of a user-level recommender.
 
     For a group g and its candidate items, every member u scores every candidate with the base
@@ -846,6 +821,8 @@ class RuleRecommender:
         Leave members without training interactions out of the aggregation (see above).
     fit_base : bool
         Make :meth:`fit` fit ``base`` on the user task first; False uses ``base`` as it is.
+        :meth:`clone` clones ``base`` too, unfitted: with ``fit_base=False``, fit the clone's
+        ``base`` before the clone.
     seed : int
         Seeds the random tie order of the list rules.
     **params
@@ -862,6 +839,8 @@ class RuleRecommender:
     known_ : scipy.sparse.csr_matrix
         Shape (n_groups, n_items), the groups' training items (see :meth:`score_all`).
     """
+
+    _fit_hint = "fit(dataset, 'group')"
 
     def __init__(
         self,
@@ -895,21 +874,6 @@ class RuleRecommender:
         """Label in results tables: the rule's name."""
         return self.rule
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments (the base by its name)."""
-        return {
-            "base": getattr(self.base, "name", type(self.base).__name__),
-            "rule": self.rule,
-            "normalise": self.normalise,
-            "skip_inactive": self.skip_inactive,
-            "seed": self.seed,
-            **self.params,
-        }
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
     def fit(self, dataset: GroupDataset, task: str = "group") -> RuleRecommender:
         """Remember the groups' members (and fit the base on the user task if ``fit_base``)."""
         if task != "group":
@@ -918,17 +882,13 @@ class RuleRecommender:
             )
         if self.fit_base:
             self.base.fit(dataset, "user")
+        self._start_fit(dataset, "group")
         self.members_, self.mask_ = dataset.member_padded()  # (G, S) each
         self.active_ = np.bincount(dataset.user_train.entity, minlength=dataset.n_users) > 0
         self.known_ = dataset.train_matrix("group")  # (G, I) each group's training items
         self.n_groups_ = int(dataset.n_groups)
         self.n_users_ = int(dataset.n_users)
-        self.n_items_ = int(dataset.n_items)
         return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "members_"):
-            raise RuntimeError(f"{self!r} is not fitted; call fit(dataset, 'group') first")
 
     def _normalised(self, r: np.ndarray, eligible: np.ndarray | None = None) -> np.ndarray:
         """Each member's scores on the common scale; (n, S, c) -> same.
@@ -1008,10 +968,7 @@ class RuleRecommender:
 
     def score(self, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Group scores (n, c) of candidate items (n, c) for groups ``entities`` (n,)."""
-        self._check_fitted()
-        groups, items = _check_entities_items(
-            entities, items, self.n_groups_, self.n_items_, "group"
-        )
+        groups, items = self._check_ids(entities, items)
         n, c = items.shape
         out = np.empty((n, c))
         sizes = self.mask_.sum(axis=1)[groups]
@@ -1031,11 +988,7 @@ class RuleRecommender:
         ``beyond_accuracy`` leave the training items out afterwards; a list built with them
         would lose its best places and leave only its tied tail.
         """
-        self._check_fitted()
-        groups = np.asarray(entities)
-        if groups.ndim != 1:
-            raise ValueError(f"entities must have shape (n,), got {groups.shape}")
-        groups = _check_ids_np("entities", groups, self.n_groups_, "group")
+        groups, _ = self._check_ids(entities)
         if self.rule not in LIST_RULES:
             items = np.broadcast_to(np.arange(self.n_items_), (len(groups), self.n_items_))
             return self.score(groups, items)
@@ -1076,9 +1029,9 @@ class RuleRecommender:
         say : np.ndarray
             Shape (|members|,), bool: who took part in the aggregation.
         """
-        self._check_fitted()
-        ids = _check_ids_np("members", np.asarray(members), self.n_users_, "user")
-        items = _check_ids_np("items", np.asarray(items), self.n_items_, "item")
+        self._check_is_fitted()
+        ids, _ = check_ids(members, None, self.n_users_, self.n_items_, "user", name="members")
+        items, _ = check_ids(items, None, self.n_items_, self.n_items_, "item", name="items")
         if ids.ndim != 1 or len(ids) == 0 or items.ndim != 1 or len(items) == 0:
             raise ValueError(
                 f"members and items must be non-empty 1-d id lists; got shapes {ids.shape} "
@@ -1483,7 +1436,7 @@ def _score_users(model: AGREE, users: Tensor, items: Tensor) -> Tensor:
     return model.score_users(users, items)
 
 
-class AGREERecommender:
+class AGREERecommender(BaseRecommender):
     """AGREE trained with BPR on group and user data, behind the common recommender interface.
 
     ``fit`` trains one :class:`AGREE` on every group and user training pair
@@ -1581,15 +1534,6 @@ class AGREERecommender:
         self.device = device
         self.progress = progress
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments, e.g. for a results table or a grid search."""
-        keys = self.__init__.__code__.co_varnames[1 : self.__init__.__code__.co_argcount]
-        return {k: getattr(self, k) for k in keys}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
     def build(self, dataset: GroupDataset) -> AGREE:
         """A fresh, untrained :class:`AGREE` for the dataset's id spaces and groups."""
         members, mask = dataset.member_padded()  # (G, S) each
@@ -1615,12 +1559,11 @@ class AGREERecommender:
         """Train on all group and user training pairs; validate on ``task``'s validation cases."""
         if task not in ("user", "group"):
             raise ValueError(f"task must be 'user' or 'group', got {task!r}")
+        self._start_fit(dataset, task)
         seed_everything(self.seed)  # the initial weights depend on the seed
         self.model_ = self.build(dataset)
         self.members_, self.mask_ = dataset.member_padded()
-        self.task_ = task
         self.dataset_name_ = dataset.name
-        self.n_items_ = int(dataset.n_items)
         self.n_users_ = int(dataset.n_users)
         self.n_groups_ = int(dataset.n_groups)
         batches = JointBatches(
@@ -1671,13 +1614,12 @@ class AGREERecommender:
         self._check_fitted()
         other = copy.copy(self)
         other.task_ = task
+        other.n_entities_ = self.n_groups_ if task == "group" else self.n_users_
         return other
 
     def _check_fitted(self) -> AGREE:
-        model = getattr(self, "model_", None)
-        if model is None:
-            raise RuntimeError("call fit(dataset, task) before scoring")
-        return model
+        self._check_is_fitted()
+        return self.model_
 
     def _run_groups(
         self, groups: np.ndarray, items: np.ndarray, want_attention: bool
@@ -1701,13 +1643,11 @@ class AGREERecommender:
 
     def score(self, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Scores (n, c) of candidate items (n, c) for ``entities`` (n,), groups or users."""
-        model = self._check_fitted()
-        n_entities = self.n_groups_ if self.task_ == "group" else self.n_users_
-        entities, items = _check_entities_items(
-            entities, items, n_entities, self.n_items_, self.task_
-        )
+        entities, items = self._check_ids(entities, items)
+        model = self.model_
         if self.task_ == "group":
             return self._run_groups(entities, items, want_attention=False)[0]
+        items = np.ascontiguousarray(items)  # a copy of a broadcast view: writable
         device = next(model.parameters()).device
         step = self._rows(items.shape[1], 1)
         out = np.empty(items.shape, dtype=np.float32)
@@ -1736,8 +1676,13 @@ class AGREERecommender:
         self._check_fitted()
         items = np.asarray(items)
         single = items.ndim == 1
-        groups, items2 = _check_entities_items(
-            groups, items[:, None] if single else items, self.n_groups_, self.n_items_, "group"
+        groups, items2 = check_ids(
+            groups,
+            items[:, None] if single else items,
+            self.n_groups_,
+            self.n_items_,
+            "group",
+            name="groups",
         )
         alpha = self._run_groups(groups, items2, want_attention=True)[1]
         return alpha[:, 0] if single else alpha
@@ -1764,8 +1709,8 @@ class AGREERecommender:
             Shape (c, |members|), each candidate's member weights.
         """
         model = self._check_fitted()
-        ids = _check_ids_np("members", np.asarray(members), self.n_users_, "user")
-        items = _check_ids_np("items", np.asarray(items), self.n_items_, "item")
+        ids, _ = check_ids(members, None, self.n_users_, self.n_items_, "user", name="members")
+        items, _ = check_ids(items, None, self.n_items_, self.n_items_, "item", name="items")
         if ids.ndim != 1 or len(ids) == 0 or items.ndim != 1 or len(items) == 0:
             raise ValueError(
                 f"members and items must be non-empty 1-d id lists; got shapes {ids.shape} "

@@ -1,7 +1,7 @@
 """Evaluation stage, part 3: simple baselines every learned model must beat.
 
-All four follow the common interface of :mod:`grouprec.evaluation` (``fit(dataset, task)``,
-``score(entities, items)``, ``score_all(entities)``):
+All four subclass :class:`grouprec.base.BaseRecommender` (``fit(dataset, task)``,
+``score(entities, items)``, ``score_all(entities)``, ``recommend``, ``get_params``, ``clone``):
 
 * :class:`Random`: a seeded uniform score per (entity, item) pair;
 * :class:`Popularity`: how many training entities interacted with the item;
@@ -31,6 +31,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from grouprec.base import BaseRecommender, check_ids
 from grouprec.constants import TASKS
 from grouprec.data import GroupDataset
 
@@ -247,62 +248,7 @@ def itemknn_weights(
 # --------------------------------------------------------------------------------------------
 
 
-def check_ids(
-    entities: np.ndarray,
-    items: np.ndarray | None,
-    n_entities: int,
-    n_items: int,
-    task: str,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Check ids before scoring: ``entities`` (n,) and ``items`` (n, c) (or None), as int64.
-
-    Raises ``ValueError`` naming the argument, its expected shape or range, and what it got.
-    """
-    entities = np.asarray(entities, dtype=np.int64)
-    if entities.ndim != 1:
-        raise ValueError(f"entities must have shape (n,), got {entities.shape}")
-    if entities.size and (entities.min() < 0 or entities.max() >= n_entities):
-        raise ValueError(
-            f"entities must lie in 0..{n_entities - 1} ({task} ids), "
-            f"got {entities.min()}..{entities.max()}"
-        )
-    if items is None:
-        return entities, None
-    items = np.asarray(items, dtype=np.int64)
-    if items.ndim != 2 or items.shape[0] != entities.shape[0]:
-        raise ValueError(
-            f"items must have shape (n, c) with n = {len(entities)}, got {items.shape}"
-        )
-    if items.size and (items.min() < 0 or items.max() >= n_items):
-        raise ValueError(f"items must lie in 0..{n_items - 1}, got {items.min()}..{items.max()}")
-    return entities, items
-
-
-class _Baseline:
-    """Shared plumbing: input checks, fitted state, score lookups."""
-
-    name = "baseline"
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
-
-    def get_params(self) -> dict:
-        """The constructor arguments."""
-        raise NotImplementedError
-
-    def _start_fit(self, dataset: GroupDataset, task: str) -> None:
-        self.task = _check_task(task)
-        self.n_entities = int(dataset.n_entities(task))
-        self.n_items = int(dataset.n_items)
-
-    def _check_ids(self, entities, items=None) -> tuple[np.ndarray, np.ndarray | None]:
-        if not hasattr(self, "task"):
-            raise RuntimeError(f"{self!r} is not fitted; call fit(dataset, task) first")
-        return check_ids(entities, items, self.n_entities, self.n_items, self.task)
-
-
-class _HistoryModel(_Baseline):
+class _HistoryModel(BaseRecommender):
     """A model whose scores for every (entity, item) pair are computed once, at fit time."""
 
     def __init__(self, alpha: float = 1.0) -> None:
@@ -330,7 +276,7 @@ class _HistoryModel(_Baseline):
         return self.scores_[entities]
 
 
-class Random(_Baseline):
+class Random(BaseRecommender):
     """Uniform random scores in [0, 1), a fixed function of (seed, entity, item).
 
     The score of a pair does not depend on which other pairs are scored with it or in which
@@ -343,9 +289,6 @@ class Random(_Baseline):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
-
-    def get_params(self) -> dict:
-        return {"seed": self.seed}
 
     def fit(self, dataset: GroupDataset, task: str) -> Random:
         """Remember the id ranges; nothing is learned."""
@@ -363,7 +306,7 @@ class Random(_Baseline):
     def score_all(self, entities: np.ndarray) -> np.ndarray:
         """Scores (n, n_items) of every item for ``entities`` (n,)."""
         entities, _ = self._check_ids(entities)
-        items = np.broadcast_to(np.arange(self.n_items), (len(entities), self.n_items))
+        items = np.broadcast_to(np.arange(self.n_items_), (len(entities), self.n_items_))
         return self.score(entities, items)
 
 
@@ -385,16 +328,13 @@ class Popularity(_HistoryModel):
 
     name = "Popularity"
 
-    def get_params(self) -> dict:
-        return {"alpha": self.alpha}
-
     def _scores(self, dataset: GroupDataset, task: str) -> np.ndarray:
         X_u = dataset.train_matrix("user")
         pop = X_u.getnnz(axis=0) / X_u.shape[0]  # (I,)
         if task == "group":
             X_g = dataset.train_matrix("group")
             pop = self.alpha * X_g.getnnz(axis=0) / X_g.shape[0] + (1.0 - self.alpha) * pop
-        return np.broadcast_to(pop.astype(np.float64), (self.n_entities, self.n_items))
+        return np.broadcast_to(pop.astype(np.float64), (self.n_entities_, self.n_items_))
 
 
 class _ItemItem(_HistoryModel):
@@ -411,7 +351,7 @@ class _ItemItem(_HistoryModel):
         key = (type(self).__name__, self._weight_key(), _fingerprint(X))
         self.active_, self.weights_ = _cached(key, lambda: self._weights(X))  # (A,), (A, A)
         H = history(dataset, task, self.alpha)[:, self.active_]  # (n_entities, A)
-        scores = np.zeros((self.n_entities, self.n_items))
+        scores = np.zeros((self.n_entities_, self.n_items_))
         scores[:, self.active_] = np.asarray(H @ self.weights_)  # (n_entities, A)
         return scores
 
@@ -442,9 +382,6 @@ class ItemKNN(_ItemItem):
         self.k = None if k is None else int(k)
         self.shrink = float(shrink)
 
-    def get_params(self) -> dict:
-        return {"k": self.k, "shrink": self.shrink, "alpha": self.alpha}
-
     def _weight_key(self) -> tuple:
         return (self.k, self.shrink)
 
@@ -472,9 +409,6 @@ class EASE(_ItemItem):
         if isinstance(lam, bool) or not isinstance(lam, (int, float, np.number)) or not lam > 0:
             raise ValueError(f"lam must be a positive number, got {lam!r}")
         self.lam = float(lam)
-
-    def get_params(self) -> dict:
-        return {"lam": self.lam, "alpha": self.alpha}
 
     def _weight_key(self) -> tuple:
         return (self.lam,)

@@ -25,12 +25,15 @@ import torch
 from tqdm.auto import tqdm
 
 from grouprec import metrics as M
+from grouprec.base import SCORE_CELLS, BaseRecommender, NotFittedError
 from grouprec.constants import DEFAULT_KS, TASKS
 from grouprec.data import EvalCases, GroupDataset
 
 __all__ = [
     "PROTOCOLS",
+    "BaseRecommender",
     "ConsumedFilter",
+    "NotFittedError",
     "Recommender",
     "beyond_accuracy",
     "case_metrics",
@@ -45,15 +48,19 @@ __all__ = [
 #: Evaluation protocols: rank against the listed negatives, or against every unseen item.
 PROTOCOLS = ("sampled", "full")
 
-# Scores computed per call to a model: at most this many (entity, item) pairs.
-_SCORE_CELLS = 1 << 22
+# Scores computed per call to a model: at most this many (entity, item) pairs (the budget of
+# BaseRecommender.score_all, so that full ranking calls ``score`` with the same batches).
+_SCORE_CELLS = SCORE_CELLS
 
 
 @runtime_checkable
 class Recommender(Protocol):
     """What every recommender in grouprec implements.
 
-    A model may also define ``score_all(entities) -> (n, n_items)``, the scores of every item;
+    Every model class of grouprec subclasses :class:`grouprec.base.BaseRecommender` (re-exported
+    here), which satisfies this protocol and adds ``score_all``, ``recommend``, ``get_params``,
+    ``set_params`` and ``clone``; any other object with these two methods works too. A model may
+    also define ``score_all(entities) -> (n, n_items)``, the scores of every item;
     full ranking uses it when present and otherwise calls ``score`` with all items, in chunks.
     An optional ``name`` attribute labels the model in results tables.
     """
@@ -72,7 +79,7 @@ def model_name(model: object) -> str:
     return str(getattr(model, "name", None) or type(model).__name__)
 
 
-class ConsumedFilter:
+class ConsumedFilter(BaseRecommender):
     """Any recommender, with the items each entity consumed in training scored ``-inf``.
 
     The GAN recommenders of :mod:`grouprec.gan_recommender` filter their own output; wrapping the
@@ -86,6 +93,8 @@ class ConsumedFilter:
         Any object with ``fit(dataset, task)`` and ``score(entities, items)``.
     """
 
+    _fit_hint = "fit(dataset, task) or use ConsumedFilter.wrap(model, dataset, task)"
+
     def __init__(self, model: Recommender) -> None:
         self.model = model
 
@@ -93,9 +102,6 @@ class ConsumedFilter:
     def name(self) -> str:
         """The wrapped model's label."""
         return str(getattr(self.model, "name", None) or type(self.model).__name__)
-
-    def __repr__(self) -> str:
-        return f"ConsumedFilter({self.model!r})"
 
     @classmethod
     def wrap(cls, model: Recommender, dataset: GroupDataset, task: str) -> ConsumedFilter:
@@ -106,6 +112,7 @@ class ConsumedFilter:
 
     def _remember(self, dataset: GroupDataset, task: str) -> None:
         _check_choice(task, "task", TASKS)
+        self._start_fit(dataset, task)
         self.consumed_ = dataset.train_matrix(task).tocsr()  # (n_entities, I) binary
 
     def fit(self, dataset: GroupDataset, task: str) -> ConsumedFilter:
@@ -114,23 +121,17 @@ class ConsumedFilter:
         self._remember(dataset, task)
         return self
 
-    def _mask(self, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "consumed_"):
-            raise RuntimeError("ConsumedFilter is not fitted; call fit(dataset, task) or wrap()")
-        entities = np.asarray(entities, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
-        return np.asarray(self.consumed_[entities[:, None], items].todense()) > 0
-
     def score(self, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
         """The wrapped model's scores (n, c), ``-inf`` where the entity consumed the item."""
+        entities, items = self._check_ids(entities, items)
         s = np.array(self.model.score(entities, items), dtype=np.float64)  # a copy
-        s[self._mask(entities, items)] = -np.inf
+        s[np.asarray(self.consumed_[entities[:, None], items].todense()) > 0] = -np.inf
         return s
 
     def score_all(self, entities: np.ndarray) -> np.ndarray:
         """Scores (n, n_items) of every item, ``-inf`` on consumed items."""
-        entities = np.asarray(entities, dtype=np.int64)
-        n_items = self.consumed_.shape[1]
+        entities, _ = self._check_ids(entities)
+        n_items = self.n_items_
         if hasattr(self.model, "score_all"):
             s = np.array(self.model.score_all(entities), dtype=np.float64)
         else:

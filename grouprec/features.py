@@ -56,6 +56,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
+from grouprec.base import BaseRecommender
 from grouprec.baselines import history
 from grouprec.constants import DEFAULT_SEED, TASKS
 from grouprec.data import EvalCases, GroupDataset, Interactions, NegativeSampler
@@ -788,22 +789,7 @@ def _item_table(dataset: GroupDataset) -> pd.DataFrame:
     return items
 
 
-def _check_score_args(
-    entities: np.ndarray, items: np.ndarray, n_entities: int, n_items: int
-) -> tuple[np.ndarray, np.ndarray]:
-    entities = np.ascontiguousarray(entities, dtype=np.int64)
-    items = np.ascontiguousarray(items, dtype=np.int64)  # a copy of a broadcast view: writable
-    if entities.ndim != 1 or items.ndim != 2 or items.shape[0] != entities.shape[0]:
-        raise ValueError(
-            f"entities must have shape (n,) and items (n, c); got {entities.shape} and {items.shape}"
-        )
-    for name, ids, n in (("entities", entities, n_entities), ("items", items, n_items)):
-        if ids.size and (ids.min() < 0 or ids.max() >= n):
-            raise ValueError(f"{name} must lie in 0..{n - 1}, got {ids.min()}..{ids.max()}")
-    return entities, items
-
-
-class HybridRecommender:
+class HybridRecommender(BaseRecommender):
     """:class:`HybridMF` trained with BPR, behind the common recommender interface.
 
     ``fit`` builds the item features from ``dataset.item_features`` with ``featurizer``, fitted
@@ -897,22 +883,9 @@ class HybridRecommender:
             return "Hybrid"
         return "Features only" if self.use_features else "MF"
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments."""
-        keys = self.__init__.__code__.co_varnames[1 : self.__init__.__code__.co_argcount]
-        return {k: getattr(self, k) for k in keys}
-
-    def __repr__(self) -> str:
-        params = {k: repr(v) for k, v in self.get_params().items()}
-        if self.new_items is not None:
-            params["new_items"] = f"<{len(self.new_items)} items>"
-        args = ", ".join(f"{k}={v}" for k, v in params.items())
-        return f"{type(self).__name__}({args})"
-
     def fit(self, dataset: GroupDataset, task: str) -> HybridRecommender:
         """Train on ``dataset``'s training pairs for ``task`` ("user" or "group")."""
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        self._start_fit(dataset, task)
         n_items = dataset.n_items
         new = _new_item_mask(self.new_items, n_items)
         _check_no_new_items(dataset, task, new)
@@ -936,7 +909,6 @@ class HybridRecommender:
             features=F,
             known=torch.from_numpy(~new),
         )
-        self.task_ = task
         train = dataset.train(task)
         sampler = ItemPoolSampler(train, n_items, exists)
         batches = TripletBatches(train, n_items, self.n_neg, self.batch_size, sampler=sampler)
@@ -957,18 +929,12 @@ class HybridRecommender:
         self.model_.eval()
         return self
 
-    def _fitted(self) -> HybridMF:
-        model = getattr(self, "model_", None)
-        if model is None:
-            raise RuntimeError("call fit(dataset, task) before score(...)")
-        return model
-
     def score(self, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Scores (n, c) of candidate items (n, c) for entities (n,) (users or groups)."""
-        model = self._fitted()
-        entities, items = _check_score_args(
-            entities, items, model.P.num_embeddings, model.known.shape[0]
-        )
+        entities, items = self._check_ids(entities, items)
+        entities = np.ascontiguousarray(entities)
+        items = np.ascontiguousarray(items)  # a copy of a broadcast view: writable
+        model = self.model_
         device = model.P.weight.device
         e = torch.as_tensor(entities, dtype=torch.int64)
         i = torch.as_tensor(items, dtype=torch.int64)
@@ -986,18 +952,17 @@ class HybridRecommender:
 
     def score_all(self, entities: np.ndarray) -> np.ndarray:
         """Scores (n, n_items) of every item for ``entities`` (n,)."""
-        model = self._fitted()
-        entities = np.asarray(entities, dtype=np.int64)
+        entities, _ = self._check_ids(entities)
+        model = self.model_
         device = model.P.weight.device
         model.eval()
         with torch.no_grad():
             e = torch.as_tensor(entities, device=device)
-            check_id_tensor("entities", e, model.P.num_embeddings)
             Q, beta = model.item_vectors()  # (I, d), (I,)
             return (model.P(e) @ Q.T + beta).float().cpu().numpy()  # (n, I)
 
 
-class ContentRecommender:
+class ContentRecommender(BaseRecommender):
     """Content-based baseline: cosine between an entity's feature profile and each item.
 
     The profile of entity ``e`` is the sum of the feature vectors of its history items,
@@ -1029,12 +994,9 @@ class ContentRecommender:
         self.alpha = alpha
         self.new_items = None if new_items is None else np.asarray(new_items, dtype=np.int64)
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments."""
-        return {"featurizer": self.featurizer, "alpha": self.alpha, "new_items": self.new_items}
-
     def fit(self, dataset: GroupDataset, task: str) -> ContentRecommender:
         """Build the profiles of every entity of ``task`` and score every item."""
+        self._start_fit(dataset, task)
         new = _new_item_mask(self.new_items, dataset.n_items)
         _check_no_new_items(dataset, task, new)
         items = _item_table(dataset)
@@ -1046,21 +1008,17 @@ class ContentRecommender:
         profile = np.asarray(H @ X)  # (n_e, n_f)
         profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
         self.scores_ = profile @ X.T  # (n_e, I); 0 for an entity without history
-        self.task_ = task
         return self
 
     def score(self, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Scores (n, c) of candidate items (n, c) for entities (n,)."""
-        if not hasattr(self, "scores_"):
-            raise RuntimeError("call fit(dataset, task) before score(...)")
-        entities, items = _check_score_args(entities, items, *self.scores_.shape)
+        entities, items = self._check_ids(entities, items)
         return self.scores_[entities[:, None], items]
 
     def score_all(self, entities: np.ndarray) -> np.ndarray:
         """Scores (n, n_items) of every item for ``entities`` (n,)."""
-        if not hasattr(self, "scores_"):
-            raise RuntimeError("call fit(dataset, task) before score_all(...)")
-        return self.scores_[np.asarray(entities, dtype=np.int64)]
+        entities, _ = self._check_ids(entities)
+        return self.scores_[entities]
 
 
 # --------------------------------------------------------------------------------------------

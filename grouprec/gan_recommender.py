@@ -45,11 +45,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from grouprec import gan
-from grouprec.baselines import check_ids, history
+from grouprec.base import BaseRecommender
+from grouprec.baselines import history
 from grouprec.constants import DEFAULT_SEED, TASKS
 from grouprec.data import GroupDataset
 from grouprec.evaluation import ConsumedFilter  # re-exported: chapter 08 imports it from here
-from grouprec.metrics import top_k
 from grouprec.preference import MF, BPRRecommender
 from grouprec.training import ranking_val_fn, seed_everything, select_device
 
@@ -441,20 +441,11 @@ def _check_finite(record: dict[str, float], epoch: int, lr: float) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-class _GenerativeRecommender:
-    """Input checks, filtering of consumed items, and the recommender interface."""
+class _GenerativeRecommender(BaseRecommender):
+    """Filtering of consumed items, the epoch loop, and the recommender interface."""
 
     name = "GAN"
     filter_consumed: bool
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments, e.g. for a results table or a grid search."""
-        code = type(self).__init__.__code__
-        return {k: getattr(self, k) for k in code.co_varnames[1 : code.co_argcount]}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     def filtered(self, filter_consumed: bool) -> _GenerativeRecommender:
         """The same fitted model, sharing its weights, with ``filter_consumed`` set as given."""
@@ -464,9 +455,7 @@ class _GenerativeRecommender:
 
     def _start_fit(self, dataset: GroupDataset, task: str) -> None:
         _check_choice("task", task, TASKS)
-        self.task_ = task
-        self.n_entities_ = int(dataset.n_entities(task))
-        self.n_items_ = int(dataset.n_items)
+        super()._start_fit(dataset, task)
         self.consumed_ = dataset.train_matrix(task).tocsr()  # (n_entities, I) binary
         self.device_ = select_device(self.device)
 
@@ -525,13 +514,6 @@ class _GenerativeRecommender:
         hist.seconds = time.perf_counter() - start
         return hist
 
-    def _check_ids(self, entities, items=None) -> tuple[np.ndarray, np.ndarray | None]:
-        if not hasattr(self, "task_"):
-            raise RuntimeError(
-                f"{type(self).__name__} is not fitted; call fit(dataset, task) first"
-            )
-        return check_ids(entities, items, self.n_entities_, self.n_items_, self.task_)
-
     def _generate(self, entities: Tensor) -> Tensor:
         """The generator's scores (n, I) for entity ids ``entities`` (n,) on the device."""
         raise NotImplementedError
@@ -564,16 +546,19 @@ class _GenerativeRecommender:
         unique, inverse = np.unique(entities, return_inverse=True)  # each entity generated once
         return self._score_rows(unique)[inverse[:, None], items]
 
-    def recommend(self, entities: np.ndarray, k: int = 10, seed: int = 0) -> np.ndarray:
+    def recommend(self, entities: np.ndarray, k: int = 10, exclude: Any = None) -> np.ndarray:
         """Top-``k`` item ids (n, k) for ``entities`` (n,), consumed items never included.
 
-        The generator's scores are ranked, best first, ties broken at random with ``seed``
-        (:func:`grouprec.metrics.top_k`); training items are removed whatever
-        ``filter_consumed`` says.
+        As :meth:`grouprec.base.BaseRecommender.recommend` (best first, ties to the lower item
+        id), with the entity's training items always excluded, whatever ``filter_consumed``
+        says; ``exclude`` adds more items to leave out.
         """
         entities, _ = self._check_ids(entities)
-        raw = self.filtered(False)._score_rows(entities)
-        return top_k(raw, k, exclude=self.consumed_[entities], seed=seed)
+        banned = self._exclusion(entities, exclude)
+        consumed = self.consumed_[entities]
+        if banned is not None:
+            consumed = sp.csr_matrix(consumed + sp.csr_matrix(banned, dtype=consumed.dtype))
+        return BaseRecommender.recommend(self.filtered(False), entities, k, exclude=consumed)
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,13 +16,13 @@ task it treats each group as one more "user" with its own embedding, the simples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from grouprec.base import BaseRecommender
 from grouprec.constants import DEFAULT_SEED
 from grouprec.data import GroupDataset
 from grouprec.training import (
@@ -226,7 +226,7 @@ def bpr_step_loss(model: nn.Module, batch: tuple[Tensor, Tensor, Tensor]) -> Ten
     return bpr_loss(y_ui, y_uj)
 
 
-class BPRRecommender:
+class BPRRecommender(BaseRecommender):
     """MF or NeuMF trained with BPR, behind the common recommender interface.
 
     ``fit`` trains on ``dataset.train(task)`` with negatives drawn uniformly from the items each
@@ -316,15 +316,6 @@ class BPRRecommender:
         """Label in results tables: ``"MF-BPR"`` or ``"NeuMF-BPR"``."""
         return {"mf": "MF-BPR", "neumf": "NeuMF-BPR"}[self.model]
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments, e.g. for a results table or a grid search."""
-        keys = self.__init__.__code__.co_varnames[1 : self.__init__.__code__.co_argcount]
-        return {k: getattr(self, k) for k in keys}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
     def build(self, n_entities: int, n_items: int) -> nn.Module:
         """A fresh, untrained scoring module for the given id spaces."""
         if self.model == "mf":
@@ -333,12 +324,11 @@ class BPRRecommender:
 
     def fit(self, dataset: GroupDataset, task: str) -> BPRRecommender:
         """Train on ``dataset``'s training pairs for ``task`` ("user" or "group")."""
+        self._start_fit(dataset, task)
         train = dataset.train(task)
-        n_entities = dataset.n_entities(task)
         val = getattr(dataset, f"{task}_val")
         seed_everything(self.seed)  # the initial weights depend on the seed
-        self.model_ = self.build(n_entities, dataset.n_items)
-        self.task_ = task
+        self.model_ = self.build(self.n_entities_, self.n_items_)
         batches = TripletBatches(train, dataset.n_items, self.n_neg, self.batch_size)
         self.history_: History = fit(
             self.model_,
@@ -357,19 +347,11 @@ class BPRRecommender:
 
     def score(self, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Scores (n, c) of candidate items (n, c) for entities (n,) (users or groups)."""
-        model = getattr(self, "model_", None)
-        if model is None:
-            raise RuntimeError("call fit(dataset, task) before score(...)")
-        entities = np.asarray(entities)
-        items = np.asarray(items)
-        if entities.ndim != 1 or items.ndim != 2 or items.shape[0] != entities.shape[0]:
-            raise ValueError(
-                f"entities must have shape (n,) and items (n, c); got {entities.shape} "
-                f"and {items.shape}"
-            )
+        entities, items = self._check_ids(entities, items)
+        model = self.model_
         device = next(model.parameters()).device
         e = torch.as_tensor(entities, dtype=torch.int64)
-        i = torch.as_tensor(items, dtype=torch.int64)
+        i = torch.as_tensor(np.ascontiguousarray(items))  # a copy of a broadcast view: writable
         step = max(1, _SCORE_CELLS // max(1, items.shape[1]))  # rows per forward call
         model.eval()
         out = []

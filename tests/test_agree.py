@@ -401,7 +401,7 @@ def test_recommender_learns_and_follows_the_interface(fitted, synthetic):
     cases = synthetic.group_test
     s = fitted.score(cases.entity, cases.candidates())
     assert s.shape == (len(cases), 101) and s.dtype == np.float32
-    with pytest.raises(ValueError, match="entities holds group id 300"):
+    with pytest.raises(ValueError, match=r"entities must lie in 0..\d+ \(group ids\), got 300"):
         fitted.score(np.array([300]), np.array([[0]]))
     with pytest.raises(ValueError, match="shape"):
         fitted.score(np.array([0, 1]), np.array([0, 1]))

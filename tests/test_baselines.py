@@ -203,8 +203,8 @@ def test_weights_are_shared_across_alpha_and_tasks_not_across_lambda():
 
 def test_errors_name_the_problem():
     ds = toy_dataset()
-    with pytest.raises(RuntimeError, match=r"EASE\(lam=100.0, alpha=1.0\) is not fitted"):
-        B.EASE().score(np.array([0]), np.array([[0]]))
+    with pytest.raises(RuntimeError, match=r"EASE\(lam=50.0\) is not fitted; call fit"):
+        B.EASE(lam=50.0).score(np.array([0]), np.array([[0]]))
     model = B.Popularity().fit(ds, "group")
     with pytest.raises(ValueError, match=r"entities must lie in 0..1 \(group ids\), got 0..2"):
         model.score(np.array([0, 2]), np.array([[0], [1]]))
