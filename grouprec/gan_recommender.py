@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -42,7 +41,6 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from grouprec import gan
 from grouprec.base import BaseRecommender
@@ -51,7 +49,7 @@ from grouprec.constants import DEFAULT_SEED, TASKS
 from grouprec.data import GroupDataset
 from grouprec.evaluation import ConsumedFilter  # re-exported: chapter 08 imports it from here
 from grouprec.preference import MF, BPRRecommender
-from grouprec.training import ranking_val_fn, seed_everything, select_device
+from grouprec.training import ranking_val_fn, seed_everything, select_device, train_epochs
 
 __all__ = [
     "CFGANDiscriminator",
@@ -394,46 +392,22 @@ class GanHistory:
         """The record of the best epoch (empty without validation)."""
         return {} if self.best_epoch is None else dict(self.records[self.best_epoch - 1])
 
+    def add_epoch(
+        self,
+        stats: dict[str, float],
+        metrics: dict[str, float] | None,
+        extra: dict[str, float],
+        seconds: float,
+    ) -> None:
+        """Record one epoch (:func:`grouprec.training.train_epochs` calls this) as one record:
+        the training statistics, the validation metrics, a callback's numbers, ``seconds``."""
+        self.records.append({**stats, **(metrics or {}), **extra, "seconds": seconds})
+
     def to_frame(self) -> pd.DataFrame:
         """One row per epoch, index ``epoch``."""
         frame = pd.DataFrame(self.records)
         frame.index = pd.RangeIndex(1, len(frame) + 1, name="epoch")
         return frame
-
-
-class _EarlyStopping:
-    """Remember the best validation value and the players' weights at that epoch."""
-
-    def __init__(self, patience: int | None, modules: dict[str, nn.Module]) -> None:
-        self.patience = patience
-        self.modules = modules
-        self.best_value = -math.inf
-        self.best_state: dict[str, dict[str, Tensor]] | None = None
-        self.waited = 0
-
-    def update(self, value: float, epoch: int, hist: GanHistory) -> bool:
-        """Record epoch ``epoch``'s value; True when training should stop."""
-        if value > self.best_value or self.best_state is None:
-            self.best_value = value
-            hist.best_epoch = epoch
-            self.best_state = {k: copy.deepcopy(m.state_dict()) for k, m in self.modules.items()}
-            self.waited = 0
-            return False
-        self.waited += 1
-        return self.patience is not None and self.waited >= self.patience
-
-    def restore(self) -> None:
-        if self.best_state is not None:
-            for key, module in self.modules.items():
-                module.load_state_dict(self.best_state[key])
-
-
-def _check_finite(record: dict[str, float], epoch: int, lr: float) -> None:
-    for key, value in record.items():
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"{key} is {value} in epoch {epoch}; try a smaller learning rate (now {lr})"
-            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -442,7 +416,7 @@ def _check_finite(record: dict[str, float], epoch: int, lr: float) -> None:
 
 
 class _GenerativeRecommender(BaseRecommender):
-    """Filtering of consumed items, the epoch loop, and the recommender interface."""
+    """Filtering of consumed items, the epochs, and the recommender interface."""
 
     name = "GAN"
     filter_consumed: bool
@@ -475,43 +449,38 @@ class _GenerativeRecommender(BaseRecommender):
         one_epoch: Callable[[], dict[str, float]],
         lr: float,
     ) -> GanHistory:
-        """The epoch loop of both GANs: train, check, validate, stop early, keep the best.
+        """Both GANs' epochs through :func:`grouprec.training.train_epochs`.
 
-        ``one_epoch()`` trains ``G_`` and ``D_`` for one epoch and returns its mean losses; the
-        weights of the best validation epoch are restored at the end.
+        ``one_epoch()`` trains ``G_`` and ``D_`` for one epoch and returns its mean statistics;
+        the loop validates the generator, stops early on the validation NDCG@10 and restores the
+        weights of both players at the best epoch.
         """
         val = getattr(dataset, f"{task}_val")
         val_fn = None if val is None or len(val) == 0 else ranking_val_fn(val, self._val_score)
-        hist = GanHistory(monitor="NDCG@10" if val_fn else None)
-        stopper = _EarlyStopping(self.patience, {"G": self.G_, "D": self.D_})
-        callback = getattr(self, "callback", None)
-        start = time.perf_counter()
-        bar = tqdm(range(1, self.epochs + 1), desc=self.name, disable=not self.progress)
-        for epoch in bar:
-            t0 = time.perf_counter()
-            record = one_epoch()
-            _check_finite(record, epoch, lr)
-            stop = False
-            if val_fn is not None:
-                record.update(val_fn(self.G_))
-                stop = stopper.update(record["NDCG@10"], epoch, hist)
-            if callback is not None:
-                self.G_.eval()
-                with torch.no_grad():
-                    record.update({k: float(v) for k, v in callback(self, epoch).items()})
-            record["seconds"] = time.perf_counter() - t0
-            hist.records.append(record)
-            bar.set_postfix(
-                {k: f"{v:.3f}" for k, v in record.items() if k in ("d_loss", "NDCG@10")}
-            )
-            if stop:
-                hist.stopped_early = epoch < self.epochs
-                break
-        bar.close()
-        stopper.restore()
+        user_callback = getattr(self, "callback", None)
+
+        def callback(epoch: int) -> dict[str, float]:
+            self.G_.eval()
+            with torch.no_grad():
+                return user_callback(self, epoch)
+
+        hist = train_epochs(
+            lambda epoch: one_epoch(),
+            epochs=self.epochs,
+            state={"G": self.G_, "D": self.D_},
+            val_fn=None if val_fn is None else lambda: val_fn(self.G_),
+            monitor="NDCG@10",
+            patience=self.patience,
+            callback=None if user_callback is None else callback,
+            history=GanHistory(),
+            lr=lr,
+            progress=self.progress,
+            desc=self.name,
+            postfix=("d_loss", "NDCG@10"),
+            postfix_format=".3f",
+        )
         self.G_.eval()
         self.D_.eval()
-        hist.seconds = time.perf_counter() - start
         return hist
 
     def _generate(self, entities: Tensor) -> Tensor:
