@@ -410,6 +410,22 @@ class GanHistory:
         return frame
 
 
+def _weighted_means(steps: list[tuple[dict[str, Tensor], int]], total: int) -> dict[str, float]:
+    """The epoch's mean of each statistic, from per-step scalar tensors weighted by batch size.
+
+    The steps' numbers stay on the device until here and come to the host once per statistic;
+    they are summed as floats in the order of the steps, ``sum(value * n) / total``.
+    """
+    means: dict[str, float] = {}
+    for key in steps[0][0] if steps else ():
+        values = torch.stack([out[key] for out, _ in steps]).tolist()  # one copy to the host
+        acc = 0.0
+        for value, (_, n) in zip(values, steps, strict=True):
+            acc = acc + value * n
+        means[key] = acc / total
+    return means
+
+
 # --------------------------------------------------------------------------------------------
 # Shared plumbing of the two recommenders
 # --------------------------------------------------------------------------------------------
@@ -711,7 +727,7 @@ class CFGANRecommender(_GenerativeRecommender):
         self.G_.train()
         self.D_.train()
         order = _randperm(len(X), gen, X.device)
-        totals: dict[str, float] = {}
+        steps: list[tuple[dict[str, Tensor], int]] = []
         for start in range(0, len(X), self.batch_size):
             rows = order[start : start + self.batch_size]
             x, c = X[rows], C[rows]  # (B, I) real rows and their conditions
@@ -738,16 +754,16 @@ class CFGANRecommender(_GenerativeRecommender):
                     lambda _x, inputs=inputs: inputs,
                     kind=self.kind,
                     penalty=penalty,
+                    as_tensors=True,
                 )
             else:
                 out = self._reconstruction_step(x, inputs, m_pm, penalty, opt_G)
-            for key, value in out.items():
-                totals[key] = totals.get(key, 0.0) + value * len(rows)
-        return {key: value / len(X) for key, value in totals.items()}
+            steps.append((out, len(rows)))
+        return _weighted_means(steps, len(X))
 
     def _reconstruction_step(
         self, x: Tensor, inputs: gan.GanInputs, m_pm: Tensor, penalty, opt_G
-    ) -> dict[str, float]:
+    ) -> dict[str, Tensor]:
         """The control: the generator alone, fitted to the masked entries of the real row."""
         y_hat = self.G_(*inputs.generator)  # (B, I)
         extra = penalty(y_hat, inputs)
@@ -755,8 +771,9 @@ class CFGANRecommender(_GenerativeRecommender):
         opt_G.zero_grad(set_to_none=True)
         loss.backward()
         opt_G.step()
-        # detach: the reported numbers are records, not part of any graph.
-        return {"g_loss": loss.detach().item(), "g_penalty": extra.detach().item()}
+        # detach: the reported numbers are records, not part of any graph; scalar tensors on the
+        # device, brought to the host once per epoch.
+        return {"g_loss": loss.detach(), "g_penalty": extra.detach()}
 
     # -- scoring ---------------------------------------------------------------------------------
     def _generate(self, entities: Tensor) -> Tensor:
@@ -1042,15 +1059,14 @@ class IRGANRecommender(_GenerativeRecommender):
             self.G_.train()
             self.D_.train()
             record = self._discriminator_pass(pairs, opt_D, gen)
-            costs = []
+            costs: list[tuple[dict[str, Tensor], int]] = []
             for _ in range(self.g_steps):
                 order = _randperm(len(pairs.active), gen, self.device_)
                 shuffled = pairs.active[order]
                 for s in range(0, len(shuffled), self.batch_entities):
                     u = shuffled[s : s + self.batch_entities]
-                    costs.append((self._generator_step(u, opt_G, gen), len(u)))
-            if costs:
-                record["g_loss"] = sum(c * n for c, n in costs) / sum(n for _, n in costs)
+                    costs.append(({"g_loss": self._policy_step(u, opt_G, gen)}, len(u)))
+            record.update(_weighted_means(costs, sum(n for _, n in costs)))
             return record
 
         self.history_ = self._train_epochs(dataset, task, one_epoch, max(self.lr_G, self.lr_D))
@@ -1099,19 +1115,24 @@ class IRGANRecommender(_GenerativeRecommender):
         j_all = draws[pairs.row, pairs.position]  # (N,) one generated item per training pair
         perm = _randperm(len(pairs.u), gen, self.device_)
         D_pair, sampler = _PairDiscriminator(self.D_), _PresampledGenerator()
-        totals: dict[str, float] = {}
+        steps: list[tuple[dict[str, Tensor], int]] = []
         for s in range(0, len(perm), self.batch_size):
             b = perm[s : s + self.batch_size]
             inputs = gan.GanInputs(generator=(j_all[b],), condition=(pairs.u[b],))
-            out = gan.discriminator_step(sampler, D_pair, opt_D, pairs.i[b], inputs)
-            for key, value in out.items():
-                totals[key] = totals.get(key, 0.0) + value * len(b)
-        return {key: value / len(perm) for key, value in totals.items()}
+            out = gan.discriminator_step(
+                sampler, D_pair, opt_D, pairs.i[b], inputs, as_tensors=True
+            )
+            steps.append((out, len(b)))
+        return _weighted_means(steps, len(perm))
 
     def _generator_step(
         self, u: Tensor, opt_G: torch.optim.Optimizer, gen: torch.Generator
     ) -> float:
         """One policy-gradient step of the generator for entities ``u`` (B,); the mean cost."""
+        return self._policy_step(u, opt_G, gen).item()
+
+    def _policy_step(self, u: Tensor, opt_G: torch.optim.Optimizer, gen: torch.Generator) -> Tensor:
+        """:meth:`_generator_step`, with the mean cost as a scalar tensor on the device."""
         log_p = self.log_p(u)  # (B, I), with a graph to θ
         with torch.no_grad():  # the draws and their costs are data for this step, not functions
             j = _multinomial(log_p.exp(), self.n_samples, gen)  # (B, K)
@@ -1122,7 +1143,7 @@ class IRGANRecommender(_GenerativeRecommender):
         opt_G.zero_grad(set_to_none=True)
         loss.backward(inputs=list(self.G_.parameters()))
         opt_G.step()
-        return cost.mean().item()
+        return cost.mean()
 
     def _generate(self, entities: Tensor) -> Tensor:
         return _all_scores(self.G_, entities)  # (n, I) g_θ(u, i)
