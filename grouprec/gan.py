@@ -224,13 +224,20 @@ def _logits(D: nn.Module, x: Tensor, condition: tuple[Tensor, ...], what: str) -
     return s
 
 
+def _floats(out: dict[str, Tensor]) -> dict[str, float]:
+    """The scalar tensors of a step's record as Python floats (one device sync each)."""
+    return {key: value.item() for key, value in out.items()}
+
+
 def discriminator_step(
     G: nn.Module,
     D: nn.Module,
     opt_D: torch.optim.Optimizer,
     x_real: Tensor,
     inputs: GanInputs | Tensor,
-) -> dict[str, float]:
+    *,
+    as_tensors: bool = False,
+) -> dict[str, float] | dict[str, Tensor]:
     """One optimiser step of the discriminator on real examples and detached fakes.
 
     Only the parameters held by ``opt_D`` receive gradients and change; the generator's parameters
@@ -246,6 +253,9 @@ def discriminator_step(
         A batch of real examples, ``(B, ...)``.
     inputs : GanInputs or Tensor
         What the generator and the discriminator receive; a tensor is the generator's noise.
+    as_tensors : bool
+        Return the numbers as detached scalar tensors on the device instead of floats, so that a
+        training loop can gather them without waiting for the device at every step.
 
     Returns
     -------
@@ -269,11 +279,12 @@ def discriminator_step(
     loss_D.backward(inputs=_params(opt_D, "opt_D"))
     opt_D.step()
     # detach: the reported numbers are records, not part of any graph.
-    return {
-        "d_loss": loss_D.detach().item(),
-        "d_real": torch.sigmoid(s_real.detach()).mean().item(),
-        "d_fake": torch.sigmoid(s_fake.detach()).mean().item(),
+    out = {
+        "d_loss": loss_D.detach(),
+        "d_real": torch.sigmoid(s_real.detach()).mean(),
+        "d_fake": torch.sigmoid(s_fake.detach()).mean(),
     }
+    return out if as_tensors else _floats(out)
 
 
 def generator_step(
@@ -284,7 +295,8 @@ def generator_step(
     *,
     kind: str = "non-saturating",
     penalty: Callable[[Tensor, GanInputs], Tensor] | None = None,
-) -> dict[str, float]:
+    as_tensors: bool = False,
+) -> dict[str, float] | dict[str, Tensor]:
     """One optimiser step of the generator against the current discriminator.
 
     The gradient flows through the discriminator to reach the generator, but only the parameters
@@ -304,6 +316,8 @@ def generator_step(
     penalty : callable, optional
         ``penalty(x_fake, inputs) -> scalar`` added to the generator's loss, for models whose
         generator has a second objective (CFGAN's zero-reconstruction term, for instance).
+    as_tensors : bool
+        Return detached scalar tensors instead of floats (see :func:`discriminator_step`).
 
     Returns
     -------
@@ -318,7 +332,7 @@ def generator_step(
     x_fake = G(*inputs.generator)  # no detach here: the generator learns through D's verdict
     s_fake = _logits(D, x_fake, inputs.condition, "the generated batch")  # (n,)
     loss_G = generator_loss(s_fake, kind)
-    out: dict[str, float] = {}
+    out: dict[str, Tensor] = {}
     if penalty is not None:
         extra = penalty(x_fake, inputs)
         if not isinstance(extra, Tensor) or extra.ndim != 0:
@@ -327,13 +341,14 @@ def generator_step(
                 f"{tuple(getattr(extra, 'shape', ()))}"
             )
         loss_G = loss_G + extra
-        out["g_penalty"] = extra.detach().item()  # detach: a record, not part of a graph
+        out["g_penalty"] = extra.detach()  # detach: a record, not part of a graph
     # inputs=: gradients pass through D but are stored only in the generator's parameters, so
     # the discriminator's .grad is untouched (and its weight gradients are not even computed).
     loss_G.backward(inputs=params)
     opt_G.step()
-    out["g_loss"] = loss_G.detach().item()  # detach: a record, not part of a graph
-    return {"g_loss": out.pop("g_loss"), **out}
+    out["g_loss"] = loss_G.detach()  # detach: a record, not part of a graph
+    out = {"g_loss": out.pop("g_loss"), **out}
+    return out if as_tensors else _floats(out)
 
 
 def train_step(
@@ -346,7 +361,8 @@ def train_step(
     *,
     kind: str = "non-saturating",
     penalty: Callable[[Tensor, GanInputs], Tensor] | None = None,
-) -> dict[str, float]:
+    as_tensors: bool = False,
+) -> dict[str, float] | dict[str, Tensor]:
     """One step of alternating GAN training: the discriminator, then the generator.
 
     Goodfellow et al. (2014, Algorithm 1) with one discriminator step per generator step.
@@ -368,6 +384,8 @@ def train_step(
         The generator loss, one of :data:`GENERATOR_LOSSES`.
     penalty : callable, optional
         Added to the generator's loss; see :func:`generator_step`.
+    as_tensors : bool
+        Return detached scalar tensors instead of floats (see :func:`discriminator_step`).
 
     Returns
     -------
@@ -384,8 +402,10 @@ def train_step(
             f"opt_G and opt_D share {len(shared)} parameter tensor(s); each player must own its own"
         )
     inputs = _as_inputs(sample_inputs(x_real))
-    out = discriminator_step(G, D, opt_D, x_real, inputs)
-    out.update(generator_step(G, D, opt_G, inputs, kind=kind, penalty=penalty))
+    out = discriminator_step(G, D, opt_D, x_real, inputs, as_tensors=as_tensors)
+    out.update(
+        generator_step(G, D, opt_G, inputs, kind=kind, penalty=penalty, as_tensors=as_tensors)
+    )
     return {
         key: out[key] for key in ("d_loss", "g_loss", "d_real", "d_fake", "g_penalty") if key in out
     }

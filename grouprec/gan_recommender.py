@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -42,7 +41,6 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from grouprec import gan
 from grouprec.base import BaseRecommender
@@ -51,7 +49,7 @@ from grouprec.constants import DEFAULT_SEED, TASKS
 from grouprec.data import GroupDataset
 from grouprec.evaluation import ConsumedFilter  # re-exported: chapter 08 imports it from here
 from grouprec.preference import MF, BPRRecommender
-from grouprec.training import ranking_val_fn, seed_everything, select_device
+from grouprec.training import ranking_val_fn, seed_everything, select_device, train_epochs
 
 __all__ = [
     "CFGANDiscriminator",
@@ -394,6 +392,17 @@ class GanHistory:
         """The record of the best epoch (empty without validation)."""
         return {} if self.best_epoch is None else dict(self.records[self.best_epoch - 1])
 
+    def add_epoch(
+        self,
+        stats: dict[str, float],
+        metrics: dict[str, float] | None,
+        extra: dict[str, float],
+        seconds: float,
+    ) -> None:
+        """Record one epoch (:func:`grouprec.training.train_epochs` calls this) as one record:
+        the training statistics, the validation metrics, a callback's numbers, ``seconds``."""
+        self.records.append({**stats, **(metrics or {}), **extra, "seconds": seconds})
+
     def to_frame(self) -> pd.DataFrame:
         """One row per epoch, index ``epoch``."""
         frame = pd.DataFrame(self.records)
@@ -401,39 +410,20 @@ class GanHistory:
         return frame
 
 
-class _EarlyStopping:
-    """Remember the best validation value and the players' weights at that epoch."""
+def _weighted_means(steps: list[tuple[dict[str, Tensor], int]], total: int) -> dict[str, float]:
+    """The epoch's mean of each statistic, from per-step scalar tensors weighted by batch size.
 
-    def __init__(self, patience: int | None, modules: dict[str, nn.Module]) -> None:
-        self.patience = patience
-        self.modules = modules
-        self.best_value = -math.inf
-        self.best_state: dict[str, dict[str, Tensor]] | None = None
-        self.waited = 0
-
-    def update(self, value: float, epoch: int, hist: GanHistory) -> bool:
-        """Record epoch ``epoch``'s value; True when training should stop."""
-        if value > self.best_value or self.best_state is None:
-            self.best_value = value
-            hist.best_epoch = epoch
-            self.best_state = {k: copy.deepcopy(m.state_dict()) for k, m in self.modules.items()}
-            self.waited = 0
-            return False
-        self.waited += 1
-        return self.patience is not None and self.waited >= self.patience
-
-    def restore(self) -> None:
-        if self.best_state is not None:
-            for key, module in self.modules.items():
-                module.load_state_dict(self.best_state[key])
-
-
-def _check_finite(record: dict[str, float], epoch: int, lr: float) -> None:
-    for key, value in record.items():
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"{key} is {value} in epoch {epoch}; try a smaller learning rate (now {lr})"
-            )
+    The steps' numbers stay on the device until here and come to the host once per statistic;
+    they are summed as floats in the order of the steps, ``sum(value * n) / total``.
+    """
+    means: dict[str, float] = {}
+    for key in steps[0][0] if steps else ():
+        values = torch.stack([out[key] for out, _ in steps]).tolist()  # one copy to the host
+        acc = 0.0
+        for value, (_, n) in zip(values, steps, strict=True):
+            acc = acc + value * n
+        means[key] = acc / total
+    return means
 
 
 # --------------------------------------------------------------------------------------------
@@ -442,7 +432,7 @@ def _check_finite(record: dict[str, float], epoch: int, lr: float) -> None:
 
 
 class _GenerativeRecommender(BaseRecommender):
-    """Filtering of consumed items, the epoch loop, and the recommender interface."""
+    """Filtering of consumed items, the epochs, and the recommender interface."""
 
     name = "GAN"
     filter_consumed: bool
@@ -475,43 +465,38 @@ class _GenerativeRecommender(BaseRecommender):
         one_epoch: Callable[[], dict[str, float]],
         lr: float,
     ) -> GanHistory:
-        """The epoch loop of both GANs: train, check, validate, stop early, keep the best.
+        """Both GANs' epochs through :func:`grouprec.training.train_epochs`.
 
-        ``one_epoch()`` trains ``G_`` and ``D_`` for one epoch and returns its mean losses; the
-        weights of the best validation epoch are restored at the end.
+        ``one_epoch()`` trains ``G_`` and ``D_`` for one epoch and returns its mean statistics;
+        the loop validates the generator, stops early on the validation NDCG@10 and restores the
+        weights of both players at the best epoch.
         """
         val = getattr(dataset, f"{task}_val")
         val_fn = None if val is None or len(val) == 0 else ranking_val_fn(val, self._val_score)
-        hist = GanHistory(monitor="NDCG@10" if val_fn else None)
-        stopper = _EarlyStopping(self.patience, {"G": self.G_, "D": self.D_})
-        callback = getattr(self, "callback", None)
-        start = time.perf_counter()
-        bar = tqdm(range(1, self.epochs + 1), desc=self.name, disable=not self.progress)
-        for epoch in bar:
-            t0 = time.perf_counter()
-            record = one_epoch()
-            _check_finite(record, epoch, lr)
-            stop = False
-            if val_fn is not None:
-                record.update(val_fn(self.G_))
-                stop = stopper.update(record["NDCG@10"], epoch, hist)
-            if callback is not None:
-                self.G_.eval()
-                with torch.no_grad():
-                    record.update({k: float(v) for k, v in callback(self, epoch).items()})
-            record["seconds"] = time.perf_counter() - t0
-            hist.records.append(record)
-            bar.set_postfix(
-                {k: f"{v:.3f}" for k, v in record.items() if k in ("d_loss", "NDCG@10")}
-            )
-            if stop:
-                hist.stopped_early = epoch < self.epochs
-                break
-        bar.close()
-        stopper.restore()
+        user_callback = getattr(self, "callback", None)
+
+        def callback(epoch: int) -> dict[str, float]:
+            self.G_.eval()
+            with torch.no_grad():
+                return user_callback(self, epoch)
+
+        hist = train_epochs(
+            lambda epoch: one_epoch(),
+            epochs=self.epochs,
+            state={"G": self.G_, "D": self.D_},
+            val_fn=None if val_fn is None else lambda: val_fn(self.G_),
+            monitor="NDCG@10",
+            patience=self.patience,
+            callback=None if user_callback is None else callback,
+            history=GanHistory(),
+            lr=lr,
+            progress=self.progress,
+            desc=self.name,
+            postfix=("d_loss", "NDCG@10"),
+            postfix_format=".3f",
+        )
         self.G_.eval()
         self.D_.eval()
-        hist.seconds = time.perf_counter() - start
         return hist
 
     def _generate(self, entities: Tensor) -> Tensor:
@@ -742,7 +727,7 @@ class CFGANRecommender(_GenerativeRecommender):
         self.G_.train()
         self.D_.train()
         order = _randperm(len(X), gen, X.device)
-        totals: dict[str, float] = {}
+        steps: list[tuple[dict[str, Tensor], int]] = []
         for start in range(0, len(X), self.batch_size):
             rows = order[start : start + self.batch_size]
             x, c = X[rows], C[rows]  # (B, I) real rows and their conditions
@@ -769,16 +754,16 @@ class CFGANRecommender(_GenerativeRecommender):
                     lambda _x, inputs=inputs: inputs,
                     kind=self.kind,
                     penalty=penalty,
+                    as_tensors=True,
                 )
             else:
                 out = self._reconstruction_step(x, inputs, m_pm, penalty, opt_G)
-            for key, value in out.items():
-                totals[key] = totals.get(key, 0.0) + value * len(rows)
-        return {key: value / len(X) for key, value in totals.items()}
+            steps.append((out, len(rows)))
+        return _weighted_means(steps, len(X))
 
     def _reconstruction_step(
         self, x: Tensor, inputs: gan.GanInputs, m_pm: Tensor, penalty, opt_G
-    ) -> dict[str, float]:
+    ) -> dict[str, Tensor]:
         """The control: the generator alone, fitted to the masked entries of the real row."""
         y_hat = self.G_(*inputs.generator)  # (B, I)
         extra = penalty(y_hat, inputs)
@@ -786,8 +771,9 @@ class CFGANRecommender(_GenerativeRecommender):
         opt_G.zero_grad(set_to_none=True)
         loss.backward()
         opt_G.step()
-        # detach: the reported numbers are records, not part of any graph.
-        return {"g_loss": loss.detach().item(), "g_penalty": extra.detach().item()}
+        # detach: the reported numbers are records, not part of any graph; scalar tensors on the
+        # device, brought to the host once per epoch.
+        return {"g_loss": loss.detach(), "g_penalty": extra.detach()}
 
     # -- scoring ---------------------------------------------------------------------------------
     def _generate(self, entities: Tensor) -> Tensor:
@@ -1073,15 +1059,14 @@ class IRGANRecommender(_GenerativeRecommender):
             self.G_.train()
             self.D_.train()
             record = self._discriminator_pass(pairs, opt_D, gen)
-            costs = []
+            costs: list[tuple[dict[str, Tensor], int]] = []
             for _ in range(self.g_steps):
                 order = _randperm(len(pairs.active), gen, self.device_)
                 shuffled = pairs.active[order]
                 for s in range(0, len(shuffled), self.batch_entities):
                     u = shuffled[s : s + self.batch_entities]
-                    costs.append((self._generator_step(u, opt_G, gen), len(u)))
-            if costs:
-                record["g_loss"] = sum(c * n for c, n in costs) / sum(n for _, n in costs)
+                    costs.append(({"g_loss": self._policy_step(u, opt_G, gen)}, len(u)))
+            record.update(_weighted_means(costs, sum(n for _, n in costs)))
             return record
 
         self.history_ = self._train_epochs(dataset, task, one_epoch, max(self.lr_G, self.lr_D))
@@ -1130,19 +1115,24 @@ class IRGANRecommender(_GenerativeRecommender):
         j_all = draws[pairs.row, pairs.position]  # (N,) one generated item per training pair
         perm = _randperm(len(pairs.u), gen, self.device_)
         D_pair, sampler = _PairDiscriminator(self.D_), _PresampledGenerator()
-        totals: dict[str, float] = {}
+        steps: list[tuple[dict[str, Tensor], int]] = []
         for s in range(0, len(perm), self.batch_size):
             b = perm[s : s + self.batch_size]
             inputs = gan.GanInputs(generator=(j_all[b],), condition=(pairs.u[b],))
-            out = gan.discriminator_step(sampler, D_pair, opt_D, pairs.i[b], inputs)
-            for key, value in out.items():
-                totals[key] = totals.get(key, 0.0) + value * len(b)
-        return {key: value / len(perm) for key, value in totals.items()}
+            out = gan.discriminator_step(
+                sampler, D_pair, opt_D, pairs.i[b], inputs, as_tensors=True
+            )
+            steps.append((out, len(b)))
+        return _weighted_means(steps, len(perm))
 
     def _generator_step(
         self, u: Tensor, opt_G: torch.optim.Optimizer, gen: torch.Generator
     ) -> float:
         """One policy-gradient step of the generator for entities ``u`` (B,); the mean cost."""
+        return self._policy_step(u, opt_G, gen).item()
+
+    def _policy_step(self, u: Tensor, opt_G: torch.optim.Optimizer, gen: torch.Generator) -> Tensor:
+        """:meth:`_generator_step`, with the mean cost as a scalar tensor on the device."""
         log_p = self.log_p(u)  # (B, I), with a graph to θ
         with torch.no_grad():  # the draws and their costs are data for this step, not functions
             j = _multinomial(log_p.exp(), self.n_samples, gen)  # (B, K)
@@ -1153,7 +1143,7 @@ class IRGANRecommender(_GenerativeRecommender):
         opt_G.zero_grad(set_to_none=True)
         loss.backward(inputs=list(self.G_.parameters()))
         opt_G.step()
-        return cost.mean().item()
+        return cost.mean()
 
     def _generate(self, entities: Tensor) -> Tensor:
         return _all_scores(self.G_, entities)  # (n, I) g_θ(u, i)

@@ -5,7 +5,9 @@ batch (``loss_fn(model, batch) -> scalar tensor``) and where batches come from; 
 the rest the same way for every chapter: seeding, device placement, the optimiser, a
 ``tqdm.auto`` progress bar, validation after every epoch, early stopping on a validation metric
 with the best weights restored (Prechelt, 1998), and a :class:`History` of losses and metrics
-for plotting.
+for plotting. Its epoch loop is :func:`train_epochs`, which the GAN recommenders of
+:mod:`grouprec.gan_recommender` use directly with an epoch function of their own: one loop, one
+early stopping, one way of keeping the best weights (of several modules at once) for every model.
 
 Batches come from either
 
@@ -31,7 +33,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,7 @@ __all__ = [
     "save_checkpoint",
     "seed_everything",
     "select_device",
+    "train_epochs",
 ]
 
 #: Optimisers known by name; any ``torch.optim`` class (or a callable with its signature) works too.
@@ -374,6 +377,21 @@ class History:
             return {}
         return dict(self.val[self.best_epoch - 1])
 
+    def add_epoch(
+        self,
+        stats: Mapping[str, float],
+        metrics: Mapping[str, float] | None,
+        extra: Mapping[str, float],
+        seconds: float,
+    ) -> None:
+        """Record one epoch (:func:`train_epochs` calls this): its training statistics (here
+        ``loss``), its validation metrics (None without validation), the numbers of a callback
+        (none in :func:`fit`) and its wall-clock time."""
+        self.loss.append(stats["loss"])
+        if metrics is not None:
+            self.val.append(dict(metrics))
+        self.epoch_seconds.append(seconds)
+
     def to_frame(self) -> pd.DataFrame:
         """One row per epoch: ``loss``, every validation metric, ``seconds``; index ``epoch``."""
         frame = pd.DataFrame({"loss": self.loss})
@@ -506,14 +524,7 @@ def fit(
         raise ValueError(f"{type(model).__name__} has no trainable parameters")
     opt = _make_optimizer(optimizer, params, lr, weight_decay)
 
-    history = History(monitor=monitor if val_fn is not None else None)
-    best_value = -math.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    waited = 0
-    start = time.perf_counter()
-    bar = tqdm(range(1, int(epochs) + 1), desc=type(model).__name__, disable=not progress)
-    for epoch in bar:
-        t0 = time.perf_counter()
+    def one_epoch(epoch: int) -> dict[str, float]:
         model.train()
         total = torch.zeros((), dtype=torch.float64, device=device)
         count = 0
@@ -536,44 +547,136 @@ def fit(
             count += n
         if count == 0:
             raise ValueError(f"batches yielded no batch in epoch {epoch}")
-        mean_loss = float(total) / count
-        if not math.isfinite(mean_loss):
-            raise FloatingPointError(
-                f"the training loss is {mean_loss} in epoch {epoch}; try a smaller lr (now {lr})"
-            )
-        history.loss.append(mean_loss)
-        postfix = {"loss": f"{mean_loss:.4f}"}
+        return {"loss": float(total) / count}  # one device-to-host copy per epoch
 
+    def validate() -> Mapping[str, float]:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            metrics = val_fn(model)
+        model.train(was_training)
+        return metrics
+
+    return train_epochs(
+        one_epoch,
+        epochs=epochs,
+        state={"model": model},
+        val_fn=None if val_fn is None else validate,
+        monitor=monitor,
+        patience=patience,
+        min_delta=min_delta,
+        restore_best=restore_best,
+        lr=lr,
+        progress=progress,
+        desc=type(model).__name__,
+        postfix=("loss", monitor),
+    )
+
+
+def train_epochs(
+    one_epoch: Callable[[int], Mapping[str, float]],
+    *,
+    epochs: int,
+    state: Mapping[str, nn.Module],
+    val_fn: Callable[[], Mapping[str, float]] | None = None,
+    monitor: str = "NDCG@10",
+    patience: int | None = 5,
+    min_delta: float = 0.0,
+    restore_best: bool = True,
+    callback: Callable[[int], Mapping[str, float]] | None = None,
+    history: History | None = None,
+    lr: float | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+    postfix: Sequence[str] = ("loss",),
+    postfix_format: str = ".4f",
+) -> History:
+    """The epoch loop under :func:`fit` and the GAN recommenders: train, check, validate, stop
+    early, keep the best weights.
+
+    Each epoch (numbered from 1): ``one_epoch(epoch)`` trains and returns the epoch's statistics
+    (its mean loss, say), which must be finite; then ``val_fn()`` returns validation metrics. The
+    epoch whose ``monitor`` metric is highest is remembered with a copy of the weights of every
+    module in ``state``; training stops after ``patience`` epochs without an improvement larger
+    than ``min_delta``, and the remembered weights are put back. ``callback(epoch)``, after the
+    validation, returns more numbers to record.
+
+    Parameters
+    ----------
+    one_epoch : callable
+        ``one_epoch(epoch) -> dict`` of the epoch's training statistics, as floats.
+    epochs : int
+        Largest number of epochs.
+    state : dict of str to nn.Module
+        The modules whose weights make up the model (a GAN's generator and discriminator).
+    val_fn : callable, optional
+        ``val_fn() -> dict`` of validation metrics; without it every epoch is run and the last
+        weights kept.
+    monitor, patience, min_delta, restore_best
+        As in :func:`fit`.
+    callback : callable, optional
+        ``callback(epoch) -> dict`` of numbers recorded with the epoch.
+    history : History, optional
+        Where the epochs are recorded with ``history.add_epoch(stats, metrics, extra, seconds)``
+        (a :class:`History` by default).
+    lr : float, optional
+        Named in the error about a non-finite statistic.
+    progress : bool
+        Show a ``tqdm`` progress bar over epochs, labelled ``desc``, showing the numbers named in
+        ``postfix`` formatted with ``postfix_format``.
+
+    Returns
+    -------
+    History
+        ``history``, with the epochs, the best epoch and the run's time filled in.
+    """
+    epochs = int(epochs)
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs!r}")
+    if patience is not None and int(patience) < 1:
+        raise ValueError(f"patience must be at least 1 or None, got {patience!r}")
+    history = History() if history is None else history
+    history.monitor = monitor if val_fn is not None else None
+    best_value = -math.inf
+    best_state: dict[str, dict[str, torch.Tensor]] | None = None
+    waited = 0
+    start = time.perf_counter()
+    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        stats = dict(one_epoch(epoch))
+        for key, value in stats.items():
+            if not math.isfinite(value):
+                hint = "" if lr is None else f"; try a smaller learning rate (now {lr})"
+                raise FloatingPointError(f"{key} is {value} in epoch {epoch}{hint}")
+        metrics = None
         stop = False
         if val_fn is not None:
-            was_training = model.training
-            model.eval()
-            with torch.no_grad():
-                metrics = {k: float(v) for k, v in dict(val_fn(model)).items()}
-            model.train(was_training)
+            metrics = {k: float(v) for k, v in dict(val_fn()).items()}
             if monitor not in metrics:
                 raise KeyError(
                     f"monitor={monitor!r} is not among the validation metrics {sorted(metrics)}"
                 )
-            history.val.append(metrics)
             value = metrics[monitor]
-            postfix[monitor] = f"{value:.4f}"
             if value > best_value + min_delta or best_state is None:
                 best_value = value
                 history.best_epoch = epoch
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = {k: copy.deepcopy(m.state_dict()) for k, m in state.items()}
                 waited = 0
             else:
                 waited += 1
                 stop = patience is not None and waited >= patience
-        history.epoch_seconds.append(time.perf_counter() - t0)
-        bar.set_postfix(postfix)
+        extra = {} if callback is None else {k: float(v) for k, v in callback(epoch).items()}
+        history.add_epoch(stats, metrics, extra, time.perf_counter() - t0)
+        shown = {**stats, **(metrics or {}), **extra}
+        bar.set_postfix({k: format(v, postfix_format) for k, v in shown.items() if k in postfix})
         if stop:
-            history.stopped_early = epoch < int(epochs)
+            history.stopped_early = epoch < epochs
             break
     bar.close()
     if restore_best and best_state is not None:
-        model.load_state_dict(best_state)
+        for key, module in state.items():
+            module.load_state_dict(best_state[key])
     history.seconds = time.perf_counter() - start
     return history
 

@@ -480,3 +480,18 @@ def test_irgan_starts_from_mf_bpr(toy):
     for a, b in zip(model.pretrained_.model_.parameters(), bpr.model_.parameters(), strict=True):
         assert torch.equal(a, b)
     assert model.history_.epochs == 1
+
+
+def test_callback_numbers_join_the_history_after_validation(toy):
+    seen = []
+
+    def watch(model, epoch):
+        seen.append((epoch, model.G_.training, torch.is_grad_enabled()))
+        return {"epoch_twice": 2 * epoch}
+
+    model = small_cfgan(epochs=2, patience=None, callback=watch).fit(toy, "user")
+    frame = model.history_.to_frame()
+    assert list(frame.columns[-3:]) == ["NDCG@10", "epoch_twice", "seconds"]
+    assert frame["epoch_twice"].tolist() == [2.0, 4.0]
+    assert seen == [(1, False, False), (2, False, False)]
+    assert model.history_.best["epoch_twice"] == 2.0 * model.history_.best_epoch

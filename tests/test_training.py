@@ -440,3 +440,32 @@ def test_checkpoint_errors(tmp_path):
     (tmp_path / "junk.pt").write_text("not a checkpoint")
     with pytest.raises(ValueError, match="not a readable"):
         T.load_checkpoint(model, tmp_path / "junk.pt")
+
+
+def test_train_epochs_keeps_the_best_weights_of_every_module():
+    """The loop under fit and the GANs: several modules restored together, a callback recorded."""
+    a, b = nn.Linear(2, 1), nn.Linear(2, 1)
+    scores = iter([0.1, 0.5, 0.4, 0.3, 0.9])
+    snapshots = {}
+
+    def one_epoch(epoch):
+        with torch.no_grad():
+            a.weight.add_(1.0)
+            b.bias.sub_(1.0)
+        snapshots[epoch] = (a.weight.clone(), b.bias.clone())
+        return {"loss": 1.0 / epoch}
+
+    history = T.train_epochs(
+        one_epoch,
+        epochs=5,
+        state={"a": a, "b": b},
+        val_fn=lambda: {"NDCG@10": next(scores)},
+        patience=2,
+        callback=lambda epoch: {"twice": 2.0 * epoch},
+        progress=False,
+    )
+    assert history.epochs == 4 and history.best_epoch == 2 and history.stopped_early
+    assert history.loss == [1.0, 0.5, 1 / 3, 0.25] and history.best == {"NDCG@10": 0.5}
+    assert torch.equal(a.weight, snapshots[2][0]) and torch.equal(b.bias, snapshots[2][1])
+    with pytest.raises(FloatingPointError, match="d_loss is nan in epoch 1"):
+        T.train_epochs(lambda e: {"d_loss": float("nan")}, epochs=2, state={}, progress=False)
