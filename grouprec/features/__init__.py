@@ -34,9 +34,7 @@ from grouprec.features.cold_start import (
     silhouette_score,
 )
 from grouprec.features.featurizer import (
-    ATTRIBUTE_COLUMNS as ATTRIBUTE_COLUMNS,  # public, though not in __all__ (as before the split)
-)
-from grouprec.features.featurizer import (
+    ATTRIBUTE_COLUMNS,  # noqa: F401  (public, though not in __all__, as before the split)
     BLOCKS,
     ItemFeaturizer,
     inverse_document_frequency,
