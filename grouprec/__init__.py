@@ -1,6 +1,7 @@
 """grouprec: group recommendation with deep models and GANs, taught step by step.
 
-Each stage of the course has one module named after it:
+Each stage of the course has one module named after it; the larger stages (data, item
+features, group aggregation) are packages whose ``__init__`` maps the chapter onto its modules:
 
 ========================  ===============================  =========================
 stage                     module                           notebook

@@ -10,6 +10,7 @@ import pytest
 
 from grouprec import data as D
 from grouprec.__main__ import main
+from grouprec.data import loading
 
 BIG = "99999999999999999999"  # 20 digits: above the int64 range
 
@@ -118,7 +119,7 @@ def test_clean_pairs_take_the_vectorised_path(tiny_dir, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("line-by-line parsing used for a clean file")
 
-    monkeypatch.setattr(D, "_parse_pair_rows", fail)
+    monkeypatch.setattr(loading, "_parse_pair_rows", fail)  # where load_dataset looks it up
     ds = D.load_dataset(tiny_dir)
     assert ds.user_train.entity.dtype == np.int64 and ds.user_train.rating.dtype == np.float32
     assert len(ds.user_train) == 7
