@@ -1,7 +1,8 @@
 """grouprec: group recommendation with deep models and GANs, taught step by step.
 
 Each stage of the course has one module named after it; the larger stages (data, item
-features, group aggregation) are packages whose ``__init__`` maps the chapter onto its modules:
+features, group aggregation, GAN recommender) are packages whose ``__init__`` maps the chapter
+onto its modules:
 
 ========================  ===============================  =========================
 stage                     module                           notebook
