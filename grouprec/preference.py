@@ -210,9 +210,30 @@ class NeuMF(nn.Module):
 
 _MODELS = {"mf": MF, "neumf": NeuMF}
 
-# Scores computed per forward call in BPRRecommender.score: at most this many (entity, item)
-# pairs, so that NeuMF's intermediate tensors stay small even when every item is a candidate.
+# Scores computed per forward call in score_candidates: at most this many (entity, item) pairs,
+# so that NeuMF's intermediate tensors stay small even when every item is a candidate.
 _SCORE_CELLS = 1 << 17
+
+
+def score_candidates(model: nn.Module, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Scores (n, c) of a model ``model(u (rows, 1), i (rows, c))`` for checked entity ids (n,)
+    and candidate item ids (n, c), computed on the model's device without gradients, in chunks
+    of at most ``_SCORE_CELLS`` pairs; float32 on the CPU."""
+    device = next(model.parameters()).device
+    items = np.ascontiguousarray(items)  # a copy of a broadcast view: writable
+    e = torch.as_tensor(entities, dtype=torch.int64)
+    i = torch.as_tensor(items, dtype=torch.int64)
+    step = max(1, _SCORE_CELLS // max(1, items.shape[1]))  # rows per forward call
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(e), step):
+            stop = start + step
+            y = model(e[start:stop, None].to(device), i[start:stop].to(device))  # (rows, c)
+            out.append(y.float().cpu())
+    if not out:
+        return np.zeros(items.shape, dtype=np.float32)
+    return torch.cat(out).numpy()
 
 
 def bpr_step_loss(model: nn.Module, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
@@ -348,18 +369,4 @@ class BPRRecommender(BaseRecommender):
     def score(self, entities: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Scores (n, c) of candidate items (n, c) for entities (n,) (users or groups)."""
         entities, items = self._check_ids(entities, items)
-        model = self.model_
-        device = next(model.parameters()).device
-        e = torch.as_tensor(entities, dtype=torch.int64)
-        i = torch.as_tensor(np.ascontiguousarray(items))  # a copy of a broadcast view: writable
-        step = max(1, _SCORE_CELLS // max(1, items.shape[1]))  # rows per forward call
-        model.eval()
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(e), step):
-                stop = start + step
-                y = model(e[start:stop, None].to(device), i[start:stop].to(device))  # (rows, c)
-                out.append(y.float().cpu())
-        if not out:
-            return np.zeros(items.shape, dtype=np.float32)
-        return torch.cat(out).numpy()
+        return score_candidates(self.model_, entities, items)

@@ -42,7 +42,7 @@ from grouprec.features.featurizer import (
     _item_table,
     _new_item_mask,
 )
-from grouprec.preference import bpr_step_loss
+from grouprec.preference import bpr_step_loss, score_candidates
 from grouprec.training import (
     History,
     TripletBatches,
@@ -53,10 +53,6 @@ from grouprec.training import (
     seed_everything,
     select_device,
 )
-
-# Scores computed per forward call when scoring candidate lists.
-_SCORE_CELLS = 1 << 17
-
 
 # --------------------------------------------------------------------------------------------
 # The models
@@ -502,22 +498,7 @@ class HybridRecommender(BaseRecommender):
         """Scores (n, c) of candidate items (n, c) for entities (n,) (users or groups)."""
         entities, items = self._check_ids(entities, items)
         entities = np.ascontiguousarray(entities)
-        items = np.ascontiguousarray(items)  # a copy of a broadcast view: writable
-        model = self.model_
-        device = model.P.weight.device
-        e = torch.as_tensor(entities, dtype=torch.int64)
-        i = torch.as_tensor(items, dtype=torch.int64)
-        step = max(1, _SCORE_CELLS // max(1, items.shape[1]))  # rows per forward call
-        model.eval()
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(e), step):
-                stop = start + step
-                y = model(e[start:stop, None].to(device), i[start:stop].to(device))  # (rows, c)
-                out.append(y.float().cpu())
-        if not out:
-            return np.zeros(items.shape, dtype=np.float32)
-        return torch.cat(out).numpy()
+        return score_candidates(self.model_, entities, items)
 
     def score_all(self, entities: np.ndarray) -> np.ndarray:
         """Scores (n, n_items) of every item for ``entities`` (n,)."""
