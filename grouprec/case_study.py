@@ -1,16 +1,14 @@
 """Case study: the whole group-recommendation pipeline on one dataset, end to end.
 
-For every seed: load and clean the data (the pipeline of chapter 1), carve a validation split,
-select each model's hyperparameters on validation NDCG@10, refit on train + validation, and
-evaluate the selected model once on the group test cases (tie-aware, against the published
-negative lists). The table reports the mean over seeds.
-
-The validation negatives are drawn like the benchmark's own lists (from every item, so some are
-items the group already has; ``split_validation(..., negatives="any")``). Validation then asks
-the same question as the test: should a model rank items the group already consumed below new
-ones? Each model's "filter consumed items" switch (:class:`grouprec.evaluation.ConsumedFilter`,
-or a GAN's own ``filtered``) is chosen on validation; the same refitted models are also reported
-without the filter, for a like-for-like comparison with published models that do not filter.
+Everything follows the course's one evaluation protocol (:mod:`grouprec.protocol`). For every
+seed: take the training files as published (:func:`grouprec.protocol.training_data`), carve a
+validation split drawn like the benchmark's test (:func:`grouprec.protocol.validation_data`),
+select each model's hyperparameters on validation NDCG@10 (neural models also stop early on
+it), refit on all training data for the selected number of epochs, and evaluate once on the
+group test cases under both readings of the protocol: *as published* (the main table,
+comparable with papers) and *corrected* (test cases whose pair occurs in training dropped,
+consumed items excluded from the candidates). Tables report the mean and the standard deviation
+over seeds; :meth:`CaseStudyResult.comparison` tests the best model against the runner-up.
 """
 
 from __future__ import annotations
@@ -31,47 +29,65 @@ from tqdm.auto import tqdm
 
 from grouprec import data as D
 from grouprec import fetch
+from grouprec import protocol as P
 from grouprec.aggregation import AGREERecommender
 from grouprec.baselines import EASE, ItemKNN, Popularity
 from grouprec.constants import DATA_ENV
-from grouprec.evaluation import ConsumedFilter, Recommender, evaluate, select
+from grouprec.evaluation import Recommender, select
 from grouprec.gan_recommender import CFGANRecommender
 from grouprec.preference import BPRRecommender
 from grouprec.training import select_device
 
 METRICS = ("HR@5", "NDCG@5", "HR@10", "NDCG@10")
 
-#: Best published tie-aware numbers (group task, 100 listed negatives, mean of 3 seeds), from the
-#: archived logs of the RecSys 2026 reproducibility artifact of Ma & Cheng; those runs picked
-#: their best epoch on the test set.
+#: Published tie-aware numbers (group task, 100 listed negatives, mean of 3 seeds), from the
+#: archived logs of the RecSys 2026 reproducibility artifact of Ma & Cheng. Those runs picked
+#: their best epoch on the test set; ours pick it on validation.
 PUBLISHED = {
     "camra2011": pd.DataFrame(
         {"HR@5": [0.644, 0.634, 0.606], "NDCG@5": [0.438, 0.431, 0.400]},
         index=["CubeRec", "ConsRec", "AGREE"],
     ),
     "mafengwo": pd.DataFrame(
-        {"HR@5": [0.868, np.nan], "NDCG@5": [0.758, 0.767]}, index=["ConsRec", "CubeRec"]
+        {"HR@5": [0.868, np.nan, 0.761], "NDCG@5": [0.758, 0.767, 0.635]},
+        index=["ConsRec", "CubeRec", "AGREE"],
     ),
 }
-GOAL = {"camra2011": (0.644, 0.438), "mafengwo": (0.868, 0.767)}
+
+#: Reference figures (HR@5, NDCG@5) the as-published table is set beside: the best published
+#: model, the best published neural group model (ConsRec), and the published AGREE.
+GOAL = {
+    "camra2011": {
+        "best model": (0.644, 0.438),
+        "best neural model": (0.634, 0.431),
+        "AGREE": (0.606, 0.400),
+    },
+    "mafengwo": {
+        "best model": (0.868, 0.767),
+        "best neural model": (0.868, 0.758),
+        "AGREE": (0.761, 0.635),
+    },
+}
 
 
 @dataclass
 class ModelSpec:
-    """A model family: how to build one, and the grid searched on validation."""
+    """A model family: how to build one, the grid searched on validation, and whether it is a
+    neural model (trained by gradient descent) or a simple baseline."""
 
     name: str
     factory: Callable
     grid: dict
     quick_grid: dict = field(default_factory=dict)
+    neural: bool = False
 
 
 def model_specs(quick: bool = False) -> list[ModelSpec]:
     """The models of the case study, simple baselines first.
 
-    AGREE and CFGAN use the settings of chapters 06 and 08, selected there on validation; their
-    grids here search only what those chapters found to depend on the dataset (AGREE's user-loss
-    weight, CFGAN's weight of the group's own row in its condition).
+    Every neural model gets an epoch budget and stops early, with patience, on the validation
+    NDCG@10 of the protocol; the GANs are built with ``filter_consumed=False`` so that their
+    validation ranks the same candidates, unfiltered, as every other model's.
     """
     specs = [
         ModelSpec("Popularity", Popularity, {"alpha": [0.0, 0.5, 1.0]}),
@@ -89,9 +105,10 @@ def model_specs(quick: bool = False) -> list[ModelSpec]:
         ),
         ModelSpec(
             "MF-BPR",
-            lambda seed=0, **p: BPRRecommender(model="mf", seed=seed, **p),
-            {"d": [32, 64], "epochs": [30]},
+            lambda seed=0, **p: BPRRecommender(model="mf", seed=seed, patience=5, **p),
+            {"d": [32, 64], "epochs": [40]},
             {"d": [32], "epochs": [10]},
+            neural=True,
         ),
         ModelSpec(  # the learned aggregation of chapter 06
             "AGREE",
@@ -101,12 +118,13 @@ def model_specs(quick: bool = False) -> list[ModelSpec]:
                 attention_dim=16,
                 hidden=8,
                 lr=0.01,
-                n_neg=2,
-                batch_size=4096,
-                patience=3,
+                n_neg=4,
+                batch_size=2048,
+                patience=6,
             ),
-            {"user_weight": [0.1, 1.0], "epochs": [10]},
+            {"user_weight": [1.0], "epochs": [60]},
             {"user_weight": [1.0], "epochs": [4]},
+            neural=True,
         ),
         ModelSpec(  # the GAN recommender of chapter 08
             "CFGAN",
@@ -120,9 +138,11 @@ def model_specs(quick: bool = False) -> list[ModelSpec]:
                 batch_size=128,
                 patience=6,
                 train_rows="all",
+                filter_consumed=False,
             ),
-            {"alpha": [1.0, 0.5], "epochs": [15]},
+            {"alpha": [1.0, 0.5], "epochs": [25]},
             {"alpha": [1.0], "epochs": [4]},
+            neural=True,
         ),
     ]
     if quick:
@@ -132,92 +152,143 @@ def model_specs(quick: bool = False) -> list[ModelSpec]:
 
 
 def prepare(dataset: D.GroupDataset, seed: int) -> tuple[D.GroupDataset, D.GroupDataset]:
-    """Chapter 1's pipeline: the cleaned data, and a copy with a validation split whose
-    negatives are drawn like the benchmark's lists."""
-    clean = D.remove_test_leakage(D.benchmark_clean(dataset))
-    return clean, D.split_validation(clean, seed=seed, negatives="any")
+    """The protocol's training data, and a copy with its validation split for ``seed``."""
+    train = P.training_data(dataset)
+    return train, P.validation_data(train, seed)
 
 
-def with_and_without_filter(
-    model: Recommender, dataset: D.GroupDataset, task: str = "group"
-) -> tuple[Recommender, Recommender]:
-    """The fitted ``model`` with consumed items filtered out, and without.
-
-    GAN recommenders filter their own output (``filtered(True)`` / ``filtered(False)`` give both
-    versions of the same fitted model); any other model is wrapped in
-    :class:`grouprec.evaluation.ConsumedFilter` with the consumed items of ``dataset``.
-    """
-    if hasattr(model, "filtered"):
-        return model.filtered(True), model.filtered(False)
-    return ConsumedFilter.wrap(model, dataset, task), model
+def _sd_columns(metrics: Sequence[str]) -> list[str]:
+    return [f"{m}_sd" for m in metrics]
 
 
 @dataclass
 class CaseStudyResult:
     """Results of :func:`run_case_study`.
 
-    ``table`` holds the test metrics of each model with the consumed-item filter chosen on
-    validation (the fraction of seeds that chose it in ``filter_consumed``); ``table_unfiltered``
-    the same refitted models evaluated without the filter. ``per_seed`` has one row per (model,
-    seed): both sets of metrics (the unfiltered ones prefixed ``"unfiltered "``), the refit time
-    ``train_seconds``, the whole time of the model for that seed ``seconds`` (selection, refit
-    and test), the selected ``params`` and the ``refit_epochs``. ``models`` holds the refitted
-    models of the last seed, unfiltered, by name, and ``data`` the cleaned dataset they were
-    fitted on, for a closer look.
+    ``table`` (as published) and ``table_corrected`` have one row per model: the mean of each
+    metric over seeds, its standard deviation over seeds (``HR@5_sd``, ...), the mean refit time
+    ``train_seconds`` and ``neural``. ``per_seed`` has one row per (model, seed, reading) with
+    the metrics, ``train_seconds``, the whole time of the model for that seed ``seconds``
+    (selection, refit and test), the selected ``params`` and the refit epochs. ``per_case`` holds,
+    per reading, the per-test-case NDCG@5 and HR@5 of every model averaged over seeds (one row
+    per test case), for paired comparisons. ``dropped`` is the number of test cases the corrected
+    reading dropped. ``models`` holds the refitted models of the last seed by name, and ``data``
+    the training data they were fitted on, for a closer look.
     """
 
     dataset: str
-    table: pd.DataFrame  # mean over seeds, one row per model, validation-chosen filter
-    per_seed: pd.DataFrame  # one row per (model, seed)
-    table_unfiltered: pd.DataFrame = field(default_factory=pd.DataFrame)  # the same, no filter
-    models: dict[str, Recommender] = field(default_factory=dict)  # last seed's refitted models
-    data: D.GroupDataset | None = None  # what ``models`` were fitted on
+    table: pd.DataFrame
+    table_corrected: pd.DataFrame
+    per_seed: pd.DataFrame
+    per_case: dict[str, pd.DataFrame] = field(default_factory=dict)
+    dropped: int = 0
+    models: dict[str, Recommender] = field(default_factory=dict)
+    data: D.GroupDataset | None = None
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Both tables by reading name."""
+        return {P.AS_PUBLISHED.name: self.table, P.CORRECTED.name: self.table_corrected}
+
+    def comparison(self, reading: str = P.AS_PUBLISHED.name, metric: str = "NDCG@5") -> dict:
+        """The best model against the runner-up on ``metric``: their means, the paired mean
+        difference over test cases (each case's metric averaged over seeds) with a 95 % normal
+        interval, the larger of their seed standard deviations, and whether the best model is
+        named the winner: only when the interval excludes 0 and the difference exceeds two seed
+        standard deviations; otherwise the two are reported as tied."""
+        table = self.tables()[reading].sort_values(metric, ascending=False)
+        if len(table) < 2:
+            raise ValueError("a comparison needs at least two models")
+        best, second = table.index[0], table.index[1]
+        cases = self.per_case[reading]
+        diff = cases[(best, metric)].to_numpy() - cases[(second, metric)].to_numpy()
+        mean = float(diff.mean())
+        half = float(1.96 * diff.std(ddof=1) / np.sqrt(len(diff)))
+        sd = float(max(table.loc[best, f"{metric}_sd"], table.loc[second, f"{metric}_sd"]))
+        sd = 0.0 if np.isnan(sd) else sd
+        return {
+            "metric": metric,
+            "best": best,
+            "runner_up": second,
+            "best_mean": float(table.loc[best, metric]),
+            "runner_up_mean": float(table.loc[second, metric]),
+            "difference": mean,
+            "interval_95": [mean - half, mean + half],
+            "seed_sd": sd,
+            "winner": best if (mean - half > 0 and mean > 2 * sd) else None,
+        }
 
     def to_json(self) -> dict:
-        """The ``--json`` document: test metrics of validation-selected models, seed means.
+        """The ``--json`` document.
 
-        ``results`` has one row per model (``model``, the four metrics, ``train_seconds``) with
-        the filter chosen on validation; ``results_without_filter`` has rows of the same format
-        for the same models evaluated without the filter; ``seconds_per_model`` is each model's
-        whole time (selection, refit and test) summed over the seeds; ``selected`` has one row
-        per (model, seed) with the selected ``params``, the epochs of the refit ``refit_epochs``
-        (the best validation epoch of an early-stopped model; None for models without epochs)
-        and whether the filter was chosen (``filter_consumed``).
+        ``results`` is the as-published table and ``results_corrected`` the corrected one: one
+        row per model with ``model``, ``HR@5``, ``NDCG@5``, ``HR@10``, ``NDCG@10`` (means over
+        seeds), the same names with ``_sd`` appended (standard deviations over seeds),
+        ``train_seconds`` and ``neural``. ``comparison`` holds :meth:`comparison` for both
+        readings, ``goal`` the published reference figures, ``dropped_test_cases`` what the
+        corrected reading dropped, ``seconds_per_model`` each model's whole time summed over
+        seeds, and ``selected`` one row per (model, seed) with the selected ``params`` and
+        ``refit_epochs``.
         """
+        published = self.per_seed[self.per_seed["reading"] == P.AS_PUBLISHED.name]
         selected = [
             {
                 "model": row["model"],
                 "seed": int(row["seed"]),
                 "params": json.loads(row["params"]),
                 "refit_epochs": None if pd.isna(row["refit_epochs"]) else int(row["refit_epochs"]),
-                "filter_consumed": bool(row["filter_consumed"]),
             }
-            for _, row in self.per_seed.iterrows()
+            for _, row in published.iterrows()
         ]
+        comparison = {}
+        if len(self.table) >= 2:
+            comparison = {name: self.comparison(name) for name in self.tables()}
         return {
             "dataset": self.dataset,
+            "protocol": "grouprec.protocol: as published (main) and corrected",
             "results": _json_rows(self.table),
-            "results_without_filter": _json_rows(self.table_unfiltered),
+            "results_corrected": _json_rows(self.table_corrected),
+            "dropped_test_cases": int(self.dropped),
+            "comparison": comparison,
+            "goal": {
+                k: {"HR@5": v[0], "NDCG@5": v[1]} for k, v in GOAL.get(self.dataset, {}).items()
+            },
             "seconds_per_model": {k: float(v) for k, v in self.seconds_per_model().items()},
             "selected": selected,
         }
 
     def seconds_per_model(self) -> pd.Series:
         """Wall-clock seconds of each model (selection, refit and test), summed over the seeds."""
-        return self.per_seed.groupby("model", sort=False)["seconds"].sum()
+        published = self.per_seed[self.per_seed["reading"] == P.AS_PUBLISHED.name]
+        return published.groupby("model", sort=False)["seconds"].sum()
 
-    def goal(self, filtered: bool = True) -> pd.DataFrame:
-        """The best model's HR@5 and NDCG@5 against the published goal.
-
-        ``filtered=False`` judges the models evaluated without the consumed-item filter.
-        """
-        table = self.table if filtered else self.table_unfiltered
-        best = table.sort_values("NDCG@5", ascending=False).iloc[0]
-        hr, ndcg = GOAL.get(self.dataset, (np.nan, np.nan))
-        return pd.DataFrame(
-            {"ours (" + str(best.name) + ")": [best["HR@5"], best["NDCG@5"]], "goal": [hr, ndcg]},
-            index=["HR@5", "NDCG@5"],
-        ).assign(reached=lambda f: f.iloc[:, 0] >= f["goal"])
+    def goal(self) -> pd.DataFrame:
+        """The as-published table beside the published reference figures: the best model, the
+        best neural model and AGREE, each with its HR@5 and NDCG@5 and the reference."""
+        table = self.table
+        rows = []
+        for label, (hr, ndcg) in GOAL.get(self.dataset, {}).items():
+            if label == "best model":
+                part = table
+            elif label == "best neural model":
+                part = table[table["neural"]]
+            else:
+                part = table.loc[[label]] if label in table.index else table.iloc[:0]
+            if len(part) == 0:
+                continue
+            name = part["NDCG@5"].idxmax()
+            row = part.loc[name]
+            rows.append(
+                {
+                    "reference": label,
+                    "ours": name,
+                    "HR@5": row["HR@5"],
+                    "HR@5 ref": hr,
+                    "NDCG@5": row["NDCG@5"],
+                    "NDCG@5 ref": ndcg,
+                    "reached": bool(row["HR@5"] >= hr and row["NDCG@5"] >= ndcg),
+                }
+            )
+        return pd.DataFrame(rows).set_index("reference") if rows else pd.DataFrame()
 
 
 def _json_rows(table: pd.DataFrame) -> list[dict]:
@@ -225,7 +296,9 @@ def _json_rows(table: pd.DataFrame) -> list[dict]:
         {
             "model": model,
             **{m: float(row[m]) for m in METRICS},
+            **{f"{m}_sd": float(row[f"{m}_sd"]) for m in METRICS},
             "train_seconds": float(row["train_seconds"]),
+            "neural": bool(row["neural"]),
         }
         for model, row in table.iterrows()
     ]
@@ -243,12 +316,11 @@ def run_case_study(
     """Select, train and evaluate every model on the group task, for each seed.
 
     For each seed and model: :func:`grouprec.evaluation.select` fits one model per grid point
-    on the training split and scores it on validation NDCG@10; the winner, as fitted there, also
-    decides on validation whether filtering consumed items helps (no second fit). The selected
-    hyperparameters are then refitted once on all training data (train + validation) and
-    evaluated once on the test split, with the chosen filter and without any. The refit has no
-    validation data to stop on, so a model that stopped early during selection (it has
-    ``history_.best_epoch`` and its factory takes ``epochs``) is refitted for exactly its best
+    on the training part of the validation split and scores it on validation NDCG@10 (the
+    protocol's selection metric; neural models also stop early on it). The selected
+    hyperparameters are refitted once on all training data and evaluated once on the test
+    cases, under both readings of :mod:`grouprec.protocol`. The refit has no validation data to
+    stop on, so a model that stopped early during selection is refitted for exactly its best
     epoch count.
 
     Parameters
@@ -279,9 +351,11 @@ def run_case_study(
             raise ValueError(f"unknown models {unknown}; choose from {sorted(known)}")
         specs = [s for s in specs if s.name in set(models)]
     rows = []
+    cases: dict[tuple[str, str, int], pd.DataFrame] = {}
+    fitted: dict[str, Recommender] = {}
+    train = P.training_data(raw)
     for seed in seeds:
-        clean, ds = prepare(raw, seed)
-        fitted: dict[str, Recommender] = {}
+        ds = P.validation_data(train, seed)
         for spec in tqdm(specs, desc=f"{raw.name} seed {seed}", disable=not progress):
             begin = time.perf_counter()
             factory = _seeded(spec.factory, seed, device)
@@ -292,45 +366,58 @@ def run_case_study(
                 _built.append((params, _factory(**params)))
                 return _built[-1][1]
 
-            params, _ = select(make, spec.grid, ds, "group", "NDCG@10", progress=False)
+            params, _ = select(make, spec.grid, ds, "group", P.SELECTION_METRIC, progress=False)
             chosen = next(model for p, model in built if p == params)
-            # Filter consumed items or not: decided on validation, with the selected model.
-            val = [
-                evaluate(m, ds, "group", "val").iloc[0]["NDCG@10"]
-                for m in with_and_without_filter(chosen, ds)
-            ]
-            use_filter = bool(val[0] > val[1])
-            # Refit once on all training data (train + validation), then test once.
             refit = _refit_params(spec.factory, chosen, params)
             start = time.perf_counter()
-            final = factory(**refit).fit(clean, "group")
+            final = factory(**refit).fit(train, "group")
             seconds = time.perf_counter() - start
-            filtered, unfiltered = with_and_without_filter(final, clean)
-            fitted[spec.name] = unfiltered
-            test = evaluate(filtered if use_filter else unfiltered, clean, "group", "test")
-            test_raw = evaluate(unfiltered, clean, "group", "test")
-            rows.append(
-                {
-                    "model": spec.name,
-                    "seed": seed,
-                    **{m: float(test.iloc[0][m]) for m in METRICS},
-                    **{f"unfiltered {m}": float(test_raw.iloc[0][m]) for m in METRICS},
-                    "train_seconds": seconds,
-                    "seconds": time.perf_counter() - begin,
-                    "filter_consumed": use_filter,
-                    "params": json.dumps(params, sort_keys=True),
-                    "refit_epochs": refit.get("epochs"),
-                }
-            )
+            fitted[spec.name] = final
+            for reading in P.READINGS:
+                per_case = P.per_case_reading(final, train, reading, "group")
+                cases[(reading.name, spec.name, seed)] = per_case
+                rows.append(
+                    {
+                        "model": spec.name,
+                        "seed": seed,
+                        "reading": reading.name,
+                        **{m: float(per_case[m].mean()) for m in METRICS},
+                        "train_seconds": seconds,
+                        "seconds": time.perf_counter() - begin,
+                        "neural": spec.neural,
+                        "params": json.dumps(params, sort_keys=True),
+                        "refit_epochs": refit.get("epochs"),
+                    }
+                )
     per_seed = pd.DataFrame(rows)
-    by_model = per_seed.groupby("model", sort=False)
-    table = by_model[[*METRICS, "train_seconds"]].mean()
-    table["filter_consumed"] = by_model["filter_consumed"].mean()
-    unfiltered_columns = {f"unfiltered {m}": m for m in METRICS}
-    table_unfiltered = (
-        by_model[[*unfiltered_columns, "train_seconds"]].mean().rename(columns=unfiltered_columns)
+    tables = {}
+    for reading in P.READINGS:
+        part = per_seed[per_seed["reading"] == reading.name].groupby("model", sort=False)
+        table = part[list(METRICS)].mean()
+        sd = part[list(METRICS)].std(ddof=1)
+        table[_sd_columns(METRICS)] = sd.to_numpy()
+        table["train_seconds"] = part["train_seconds"].mean()
+        table["neural"] = part["neural"].first().astype(bool)
+        tables[reading.name] = table
+    per_case_tables = {}
+    for reading in P.READINGS:
+        columns = {}
+        for spec in specs:
+            frames = [cases[(reading.name, spec.name, seed)] for seed in seeds]
+            for m in ("HR@5", "NDCG@5"):
+                columns[(spec.name, m)] = np.mean([f[m].to_numpy() for f in frames], axis=0)
+        per_case_tables[reading.name] = pd.DataFrame(columns)
+    dropped = int(D.seen_test_cases(train, "group").sum())
+    return CaseStudyResult(
+        raw.name,
+        tables[P.AS_PUBLISHED.name],
+        tables[P.CORRECTED.name],
+        per_seed,
+        per_case_tables,
+        dropped,
+        fitted,
+        train,
     )
-    return CaseStudyResult(raw.name, table, per_seed, table_unfiltered, fitted, clean)
 
 
 def _seeded(factory: Callable, seed: int, device: str | None = None) -> Callable:
@@ -474,19 +561,22 @@ def run_cli(args: argparse.Namespace) -> int:
     result = run_case_study(
         folder, seeds=args.seeds, quick=args.quick, models=args.models, device=str(device)
     )
-    with pd.option_context("display.width", 120, "display.precision", 4):
+    with pd.option_context("display.width", 140, "display.precision", 4):
+        n_seeds = len(args.seeds)
         print(
             f"\ngroup task, {result.dataset}: test metrics of validation-selected models, "
-            f"mean over seeds {list(args.seeds)}"
+            f"mean and standard deviation over seeds {list(args.seeds)}"
         )
-        print(
-            "\nwith the consumed-item filter chosen on validation (filter_consumed: share of seeds):"
-        )
+        print("\nas published (tie-aware, listed negatives, no filter):")
         print(result.table.round(4).to_string())
-        print("\nthe same models without the filter:")
-        print(result.table_unfiltered.round(4).to_string())
+        print(
+            f"\ncorrected ({result.dropped} test cases whose pair occurs in training dropped, "
+            "consumed items excluded from the candidates):"
+        )
+        print(result.table_corrected.round(4).to_string())
         print("\nselected on validation (per seed: hyperparameters, refit epochs):")
-        for model, part in result.per_seed.groupby("model", sort=False):
+        published = result.per_seed[result.per_seed["reading"] == P.AS_PUBLISHED.name]
+        for model, part in published.groupby("model", sort=False):
             for _, row in part.iterrows():
                 epochs = (
                     ""
@@ -494,9 +584,25 @@ def run_cli(args: argparse.Namespace) -> int:
                     else f", refit epochs {row['refit_epochs']:.0f}"
                 )
                 print(f"  {model:<10} seed {row['seed']}: {row['params']}{epochs}")
-        for filtered, label in ((True, "with the filter"), (False, "without the filter")):
-            print(f"\nagainst the published goal (tie-aware, mean of 3 seeds), {label}:")
-            print(result.goal(filtered).round(4).to_string())
+        if len(result.table) >= 2:
+            for name in result.tables():
+                c = result.comparison(name)
+                verdict = (
+                    f"{c['winner']} is ahead"
+                    if c["winner"]
+                    else "no winner: the difference is within the seeds' spread or the interval"
+                )
+                print(
+                    f"\n{name}, best against runner-up on {c['metric']}: {c['best']} "
+                    f"{c['best_mean']:.4f} vs {c['runner_up']} {c['runner_up_mean']:.4f}; paired "
+                    f"difference {c['difference']:+.4f} (95% interval {c['interval_95'][0]:+.4f} "
+                    f"to {c['interval_95'][1]:+.4f}), seed sd {c['seed_sd']:.4f}: {verdict}"
+                )
+        print(
+            f"\nas published, beside the published figures (which picked their epoch on the "
+            f"test set; ours are means of {n_seeds} seeds selected on validation):"
+        )
+        print(result.goal().round(4).to_string())
         seconds = result.seconds_per_model()
         print("\nseconds per model (selection, refit and test; all seeds):")
         print(seconds.round(1).to_string())

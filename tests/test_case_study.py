@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import requests
 from loopback import closed_port, serve
@@ -20,6 +21,7 @@ from loopback import closed_port, serve
 from grouprec import case_study as CS
 from grouprec import data as D
 from grouprec import fetch as F
+from grouprec import protocol as P
 from grouprec.__main__ import main
 from grouprec.baselines import ItemKNN, Popularity
 from grouprec.constants import DATA_ENV
@@ -55,24 +57,30 @@ def test_quick_end_to_end_on_synthetic_data(shop_dir, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "group task, shop" in printed
-    assert "the same models without the filter" in printed
-    assert "against the published goal (tie-aware, mean of 3 seeds), with the filter" in printed
-    assert "against the published goal (tie-aware, mean of 3 seeds), without the filter" in printed
+    assert "as published (tie-aware, listed negatives, no filter)" in printed
+    assert "test cases whose pair occurs in training dropped" in printed
+    assert "best against runner-up on NDCG@5" in printed
+    assert "beside the published figures" in printed
     assert "seconds per model" in printed and "total time" in printed
     doc = json.loads(out.read_text())
     assert doc["dataset"] == "shop"
     names = ["Popularity", "ItemKNN", "EASE", "MF-BPR", "AGREE", "CFGAN"]
     assert [r["model"] for r in doc["results"]] == names
-    assert [r["model"] for r in doc["results_without_filter"]] == names
+    assert [r["model"] for r in doc["results_corrected"]] == names
     assert list(doc["seconds_per_model"]) == names and doc["total_seconds"] > 0
     selected = {row["model"]: row for row in doc["selected"]}
     assert [row["model"] for row in doc["selected"]] == names  # one seed: one row each
     assert selected["EASE"]["params"]["lam"] == 1000.0 and selected["EASE"]["refit_epochs"] is None
     assert 1 <= selected["AGREE"]["refit_epochs"] <= 4  # its best epoch of at most 4
-    assert all(isinstance(row["filter_consumed"], bool) for row in doc["selected"])
-    for row in doc["results"] + doc["results_without_filter"]:
-        assert set(row) == {"model", "HR@5", "NDCG@5", "HR@10", "NDCG@10", "train_seconds"}
+    metrics = ["HR@5", "NDCG@5", "HR@10", "NDCG@10"]
+    expected = {"model", *metrics, *(m + "_sd" for m in metrics), "train_seconds", "neural"}
+    for row in doc["results"] + doc["results_corrected"]:
+        assert set(row) == expected
         assert 0.0 <= row["NDCG@5"] <= row["HR@5"] <= row["HR@10"] <= 1.0
+        assert row["neural"] == (row["model"] in {"MF-BPR", "AGREE", "CFGAN"})
+    assert doc["dropped_test_cases"] >= 0
+    assert set(doc["comparison"]) == {"as published", "corrected"}
+    assert set(doc["goal"]) == set()  # no published figures for a synthetic shop
 
 
 def test_cli_device(shop_dir, capsys, monkeypatch):
@@ -250,41 +258,67 @@ def _with_consumed_negatives(dataset: D.GroupDataset) -> D.GroupDataset:
     return replace(dataset, group_test=replace(test, negatives=negatives))
 
 
-def test_tables_with_and_without_the_filter_evaluate_the_refitted_models(shop_dir):
+def test_both_readings_evaluate_the_refitted_models(shop_dir):
     raw = _with_consumed_negatives(D.load_dataset(shop_dir))
     result = CS.run_case_study(
-        raw, seeds=(0,), quick=True, progress=False, models=["Popularity", "ItemKNN"]
+        raw, seeds=(0, 1), quick=True, progress=False, models=["Popularity", "ItemKNN"]
     )
-    assert list(result.table_unfiltered.columns) == [*CS.METRICS, "train_seconds"]
-    clean, _ = CS.prepare(raw, 0)
+    sd = [m + "_sd" for m in CS.METRICS]
+    assert list(result.table.columns) == [*CS.METRICS, *sd, "train_seconds", "neural"]
+    assert list(result.table_corrected.columns) == list(result.table.columns)
+    train = P.training_data(raw)
     for name, factory in (("Popularity", Popularity), ("ItemKNN", ItemKNN)):
-        row = result.per_seed.set_index("model").loc[name]
-        model = factory(**json.loads(row["params"])).fit(clean, "group")
-        plain = evaluate(model, clean, "group", "test").iloc[0]
-        filtered = evaluate(ConsumedFilter.wrap(model, clean, "group"), clean, "group", "test")
-        chosen = filtered.iloc[0] if row["filter_consumed"] else plain
+        rows = result.per_seed[
+            (result.per_seed["model"] == name) & (result.per_seed["reading"] == "as published")
+        ]
+        values = {m: [] for m in CS.METRICS}
+        corrected = {m: [] for m in CS.METRICS}
+        for _, row in rows.iterrows():
+            model = factory(**json.loads(row["params"])).fit(train, "group")
+            plain = evaluate(model, train, "group", "test").iloc[0]
+            kept = D.drop_seen_test_cases(train, ("group",))
+            filtered = evaluate(ConsumedFilter.wrap(model, train, "group"), kept, "group", "test")
+            for m in CS.METRICS:
+                values[m].append(plain[m])
+                corrected[m].append(filtered.iloc[0][m])
         for m in CS.METRICS:
-            assert result.table_unfiltered.loc[name, m] == pytest.approx(plain[m])
-            assert result.table.loc[name, m] == pytest.approx(chosen[m])
-    # the planted consumed negatives make the filter matter, and validation chose it
-    assert result.table["filter_consumed"].all()
-    assert (result.table["NDCG@5"] > result.table_unfiltered["NDCG@5"]).all()
-    assert list(result.models) == ["Popularity", "ItemKNN"] and result.data.name == clean.name
+            assert result.table.loc[name, m] == pytest.approx(np.mean(values[m]))
+            assert result.table.loc[name, m + "_sd"] == pytest.approx(np.std(values[m], ddof=1))
+            assert result.table_corrected.loc[name, m] == pytest.approx(np.mean(corrected[m]))
+    # the planted consumed negatives make the corrected reading (which filters them) higher
+    assert (result.table_corrected["NDCG@5"] > result.table["NDCG@5"]).all()
+    assert list(result.models) == ["Popularity", "ItemKNN"] and result.data.name == train.name
     assert not isinstance(result.models["ItemKNN"], ConsumedFilter)  # kept unfiltered
-    goal = result.goal(filtered=False)
-    assert goal.iloc[1, 0] == result.table_unfiltered["NDCG@5"].max()
+    goal = result.goal()
+    assert goal.empty  # no published figures for the synthetic shop
+    comparison = result.comparison()
+    assert {comparison["best"], comparison["runner_up"]} == {"Popularity", "ItemKNN"}
+    low, high = comparison["interval_95"]
+    assert low <= comparison["difference"] <= high
 
 
-def test_with_and_without_filter_uses_a_gans_own_switch(shop_dir):
-    ds = D.split_validation(D.load_dataset(shop_dir), seed=0)
-    popularity = Popularity().fit(ds, "group")
-    filtered, plain = CS.with_and_without_filter(popularity, ds)
-    assert isinstance(filtered, ConsumedFilter) and plain is popularity
-    gan = [s for s in CS.model_specs(quick=True) if s.name == "CFGAN"][0]
-    model = gan.factory(epochs=1).fit(ds, "group")
-    filtered, plain = CS.with_and_without_filter(model, ds)
-    assert filtered.filter_consumed and not plain.filter_consumed
-    assert filtered.G_ is model.G_ is plain.G_  # the same fitted network, no refit
+def test_a_winner_is_named_only_outside_two_seed_deviations():
+    """comparison(): a difference inside 2 seed sd, or an interval that includes 0, is a tie."""
+    per_case = {
+        "as published": pd.DataFrame(
+            {("A", "NDCG@5"): [0.5, 0.7, 0.6, 0.8], ("B", "NDCG@5"): [0.4, 0.6, 0.5, 0.7]}
+        )
+    }
+    table = pd.DataFrame({"NDCG@5": [0.65, 0.55], "NDCG@5_sd": [0.01, 0.02]}, index=["A", "B"])
+    result = CS.CaseStudyResult("x", table, table, pd.DataFrame(), per_case)
+    c = result.comparison()
+    assert c["best"] == "A" and c["difference"] == pytest.approx(0.1) and c["winner"] == "A"
+    wide = table.assign(**{"NDCG@5_sd": [0.06, 0.01]})  # 0.1 < 2 x 0.06
+    assert (
+        CS.CaseStudyResult("x", wide, wide, pd.DataFrame(), per_case).comparison()["winner"] is None
+    )
+    noisy = {
+        "as published": pd.DataFrame(
+            {("A", "NDCG@5"): [0.9, 0.1, 0.9, 0.7], ("B", "NDCG@5"): [0.1, 0.9, 0.5, 0.6]}
+        )
+    }
+    c = CS.CaseStudyResult("x", table, table, pd.DataFrame(), noisy).comparison()
+    assert c["interval_95"][0] < 0 and c["winner"] is None
 
 
 class _Stopped:
@@ -311,19 +345,21 @@ def test_refit_uses_the_best_epoch_of_an_early_stopped_model():
     assert params == {"d": 16, "epochs": 30}  # not modified in place
 
 
-def test_model_specs_use_the_chapter_settings():
+def test_model_specs_train_every_neural_model_with_a_budget_and_patience():
     specs = {s.name: s for s in CS.model_specs()}
     assert list(specs) == ["Popularity", "ItemKNN", "EASE", "MF-BPR", "AGREE", "CFGAN"]
+    assert [s.name for s in specs.values() if s.neural] == ["MF-BPR", "AGREE", "CFGAN"]
     agree = specs["AGREE"].factory(epochs=1)
     assert (agree.d, agree.attention_dim, agree.hidden, agree.lr, agree.n_neg) == (
         32,
         16,
         8,
         0.01,
-        2,
+        4,
     )
-    assert (agree.batch_size, agree.patience) == (4096, 3)
-    assert specs["AGREE"].grid == {"user_weight": [0.1, 1.0], "epochs": [10]}
+    assert (agree.batch_size, agree.patience) == (2048, 6)
+    assert specs["AGREE"].grid == {"user_weight": [1.0], "epochs": [60]}
+    assert specs["MF-BPR"].factory(epochs=1).patience == 5
     cfgan = specs["CFGAN"].factory()
     assert (cfgan.hidden, cfgan.s_pm, cfgan.s_zr, cfgan.alpha_zr, cfgan.lr) == (
         (64,),
@@ -333,7 +369,8 @@ def test_model_specs_use_the_chapter_settings():
         5e-3,
     )
     assert (cfgan.batch_size, cfgan.patience, cfgan.train_rows) == (128, 6, "all")
-    assert specs["CFGAN"].grid == {"alpha": [1.0, 0.5], "epochs": [15]}
+    assert not cfgan.filter_consumed  # validated unfiltered, like every other model
+    assert specs["CFGAN"].grid == {"alpha": [1.0, 0.5], "epochs": [25]}
     quick = {s.name: s.grid for s in CS.model_specs(quick=True)}
     assert quick["AGREE"] == {"user_weight": [1.0], "epochs": [4]}
     assert quick["CFGAN"] == {"alpha": [1.0], "epochs": [4]}

@@ -29,11 +29,13 @@ from grouprec.data.cleaning import (
     binarise,
     clean,
     deduplicate,
+    drop_seen_test_cases,
     drop_zero_ratings,
     filter_negatives,
     members_beyond_users,
     normalise_ratings,
     remove_test_leakage,
+    seen_test_cases,
 )
 from grouprec.data.containers import EvalCases, GroupDataset, Interactions
 from grouprec.data.loading import (
@@ -58,6 +60,7 @@ __all__ = [
     "binarise",
     "clean",
     "deduplicate",
+    "drop_seen_test_cases",
     "drop_zero_ratings",
     "filter_negatives",
     "find_dataset",
@@ -66,5 +69,6 @@ __all__ = [
     "normalise_ratings",
     "remove_test_leakage",
     "resolve_data_dir",
+    "seen_test_cases",
     "split_validation",
 ]

@@ -282,6 +282,35 @@ def remove_test_leakage(dataset: GroupDataset, tasks: Iterable[str] = TASKS) -> 
     return _per_task(dataset, tasks, "remove_test_leakage", step)
 
 
+def seen_test_cases(dataset: GroupDataset, task: str) -> np.ndarray:
+    """Mask (n_test,) of the test cases whose (entity, item) pair also occurs in training."""
+    cases = dataset.cases(task, "test")
+    keys = cases.as_interactions().keys(dataset.n_items)
+    return np.isin(keys, dataset.train(task).keys(dataset.n_items))
+
+
+def drop_seen_test_cases(dataset: GroupDataset, tasks: Iterable[str] = TASKS) -> GroupDataset:
+    """Drop the test cases whose pair already occurs in training; training is untouched.
+
+    The evaluation side of the leakage of chapter 1: a test item the entity already has in
+    training asks whether a model recommends a repeat, which the benchmarks' own models were not
+    built to answer. Dropping the case (rather than deleting the training pair, which reads the
+    test file to change training data) keeps training as published. The log records how many
+    cases each task lost.
+    """
+    out = dataset
+    for task in tasks:
+        cases = out.cases(task, "test")
+        seen = seen_test_cases(out, task)
+        kept = EvalCases(cases.entity[~seen], cases.item[~seen], cases.negatives[~seen])
+        detail = f"{int(seen.sum())} test cases whose pair occurs in training dropped"
+        out = out._with(
+            _record("drop_seen_test_cases", task, len(cases), len(kept), detail),
+            **{f"{task}_test": kept},
+        )
+    return out
+
+
 def filter_negatives(
     dataset: GroupDataset, tasks: Iterable[str] = TASKS, seed: int = 0
 ) -> GroupDataset:
