@@ -10,6 +10,7 @@ stage                     module                           notebook
 data preprocessing        :mod:`grouprec.data`             ``01_data``
 evaluation                :mod:`grouprec.metrics`,
                           :mod:`grouprec.evaluation`,
+                          :mod:`grouprec.protocol`,
                           :mod:`grouprec.base`,
                           :mod:`grouprec.baselines`        ``02_evaluation``
 forward/backward          :mod:`grouprec.scratch`          ``03_backprop``
