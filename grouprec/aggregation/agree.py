@@ -222,10 +222,7 @@ class AGREE(nn.Module):
         B, S = ids.shape
         if B == 0:
             return q.new_zeros(q.shape[:-1]), q.new_zeros((*q.shape[:-1], S))
-        # On the CPU only the slots that hold a member in some row of the batch are computed. On
-        # an accelerator that width would have to come back to the host at every step, which
-        # waits for the device; there every slot is computed (padded ones get weight 0 anyway).
-        width = int(m.any(0).nonzero().max()) + 1 if m.device.type == "cpu" else S
+        width = self._slot_width(m)
         p = self.P(ids[:, :width])  # (B, S', d)
         o = self.attention_logits(p, q)  # (B, c, S')
         o = o.masked_fill(~m[:, None, :width], -math.inf)  # padded slots: weight exactly 0
@@ -239,6 +236,16 @@ class AGREE(nn.Module):
         if width < S:
             alpha = nn.functional.pad(alpha, (0, S - width))  # (B, c, S)
         return y, alpha
+
+    @staticmethod
+    def _slot_width(m: Tensor) -> int:
+        """Member slots to compute for a batch's mask ``m`` (B, S).
+
+        On the CPU, only the leading slots that hold a member in some row of the batch. On an
+        accelerator that width would have to come back to the host at every step, which waits
+        for the device; there every slot is computed (padded ones get weight 0 anyway).
+        """
+        return int(m.any(0).nonzero().max()) + 1 if m.device.type == "cpu" else m.shape[1]
 
     @staticmethod
     def _shapes(entities: Tensor, items: Tensor, what: str) -> bool:
