@@ -35,6 +35,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -462,6 +463,39 @@ class History:
         return frame
 
 
+class _Prefetcher:
+    """The batches of each epoch, the next epoch's drawn in a background thread.
+
+    ``prefetcher(epoch)`` returns ``draw(epoch)``'s batches. When enabled, it first starts
+    ``draw(epoch + 1)`` (up to epoch ``last``) in one worker thread, materialised as a list, so
+    that NumPy's shuffling and sampling overlap the steps of ``epoch``; the draws still happen
+    one after the other, in epoch order, from the same generator. Use it as a context manager:
+    leaving it waits for a draw under way.
+    """
+
+    def __init__(self, draw: Callable[[int], Iterable[Batch]], enabled: bool, last: int) -> None:
+        self.draw, self.last = draw, last
+        self.pool = ThreadPoolExecutor(max_workers=1) if enabled else None
+        self.pending: dict[int, Future] = {}
+
+    def __call__(self, epoch: int) -> Iterable[Batch]:
+        if self.pool is None:
+            return self.draw(epoch)
+        current = self.pending.pop(epoch, None)
+        if current is None:
+            current = self.pool.submit(lambda: list(self.draw(epoch)))
+        if epoch < self.last:  # queued behind this epoch's draw: the order stays the same
+            self.pending[epoch + 1] = self.pool.submit(lambda: list(self.draw(epoch + 1)))
+        return current.result()
+
+    def __enter__(self) -> _Prefetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _epoch_batches(
     batches: Any, epoch: int, rng: np.random.Generator, device: torch.device | None = None
 ) -> Iterable[Batch]:
@@ -515,6 +549,7 @@ def fit(
     seed: int | None = DEFAULT_SEED,
     progress: bool = True,
     device: str | torch.device | None = None,
+    prefetch: bool | None = None,
 ) -> History:
     """Train ``model`` by minimising ``loss_fn`` over ``batches``, with early stopping.
 
@@ -562,6 +597,12 @@ def fit(
         Where to train, as :func:`select_device` reads it: the CPU by default (None), so that
         results do not depend on the machine; ``"cuda"``, ``"mps"`` or ``"auto"`` to opt in to
         an accelerator. Batches are moved there; ``make_batches`` may build them on the CPU.
+    prefetch : bool or None
+        Draw the next epoch's batches (``make_batches``) in a background thread while the
+        device runs this epoch's steps. None: on an accelerator only, where the host is
+        otherwise idle; the CPU's cores are busy with the steps themselves. The batches and so
+        the results are the same either way: the epochs are still drawn one after the other
+        from the same generator.
 
     Returns
     -------
@@ -588,13 +629,20 @@ def fit(
     # A make_batches that takes a device moves each epoch there at once (TripletBatches does);
     # the batches of any other source are moved one by one.
     epoch_device = device if _takes_device(batches) else None
+    if prefetch is None:
+        prefetch = device.type != "cpu"
+    ahead = _Prefetcher(
+        lambda epoch: _epoch_batches(batches, epoch, rng, epoch_device),
+        enabled=bool(prefetch) and callable(batches),
+        last=int(epochs),
+    )
 
     def one_epoch(epoch: int) -> dict[str, float]:
         model.train()
         # The statistics stay on the device during the epoch: no step waits for the host.
         total = torch.zeros((), dtype=torch.float64, device=device)
         count = 0
-        for batch in _epoch_batches(batches, epoch, rng, epoch_device):
+        for batch in ahead(epoch):
             batch = _to_device(batch, device)  # a no-op for a batch already there
             loss = loss_fn(model, batch)
             if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
@@ -623,20 +671,21 @@ def fit(
         model.train(was_training)
         return metrics
 
-    return train_epochs(
-        one_epoch,
-        epochs=epochs,
-        state={"model": model},
-        val_fn=None if val_fn is None else validate,
-        monitor=monitor,
-        patience=patience,
-        min_delta=min_delta,
-        restore_best=restore_best,
-        lr=lr,
-        progress=progress,
-        desc=type(model).__name__,
-        postfix=("loss", monitor),
-    )
+    with ahead:
+        return train_epochs(
+            one_epoch,
+            epochs=epochs,
+            state={"model": model},
+            val_fn=None if val_fn is None else validate,
+            monitor=monitor,
+            patience=patience,
+            min_delta=min_delta,
+            restore_best=restore_best,
+            lr=lr,
+            progress=progress,
+            desc=type(model).__name__,
+            postfix=("loss", monitor),
+        )
 
 
 def train_epochs(

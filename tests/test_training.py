@@ -617,3 +617,31 @@ def test_bad_ids_given_to_a_module_are_named_when_the_lookup_fails():
         T.explain_bad_ids(u=(torch.tensor([1]), 3)),
     ):
         torch.zeros(2) + torch.zeros(3)
+
+
+def test_prefetching_the_next_epoch_gives_the_same_run():
+    """fit(prefetch=True) draws epoch e + 1 in a thread while epoch e trains (the default on an
+    accelerator): the same draws in the same order, so the same numbers, bit for bit."""
+    from toy import two_tastes
+
+    from grouprec.aggregation import AGREERecommender, JointBatches, agree_step_loss
+
+    ds = two_tastes(0)
+    runs = []
+    for prefetch in (False, True):
+        torch.manual_seed(0)
+        net = AGREERecommender(d=8, attention_dim=4, hidden=4).build(ds)
+        batches = JointBatches(ds.group_train, ds.user_train, ds.n_items, n_neg=2, batch_size=64)
+        seen = []
+
+        def draw(epoch, rng, device=None, batches=batches, seen=seen):
+            seen.append(epoch)
+            return batches(epoch, rng, device=device)
+
+        hist = T.fit(
+            net, agree_step_loss, draw, epochs=3, lr=0.02, progress=False, prefetch=prefetch
+        )
+        assert seen == [1, 2, 3]
+        runs.append((hist.loss, [p.detach().clone() for p in net.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
