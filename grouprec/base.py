@@ -86,6 +86,27 @@ def check_ids(
     return entities, items
 
 
+def _check_training_ids(dataset: GroupDataset) -> None:
+    """Raise ``ValueError`` naming the table if a training pair holds an id out of range.
+
+    Checked once, on the NumPy arrays, where ``fit`` receives them: the training steps then look
+    ids up without checking them (a check there would wait for the device at every step).
+    """
+    if not isinstance(dataset, GroupDataset):  # a stand-in holding only what a model reads
+        return
+    for kind in TASKS:
+        pairs = dataset.train(kind)
+        sizes = {"entity": dataset.n_entities(kind), "item": dataset.n_items}
+        for what, n in sizes.items():
+            ids = np.asarray(getattr(pairs, what))
+            if ids.size and (ids.min() < 0 or ids.max() >= n):
+                raise ValueError(
+                    f"dataset.{kind}_train.{what} holds ids {ids.min()}..{ids.max()}, outside "
+                    f"0..{n - 1} ({dataset.name!r}: n_{'items' if what == 'item' else kind + 's'}"
+                    f" = {n})"
+                )
+
+
 def _integer_ids(name: str, ids: Any) -> np.ndarray:
     """``ids`` as an int64 array; ``ValueError`` for floats, booleans and other non-integers."""
     arr = np.asarray(ids)
@@ -250,6 +271,7 @@ class BaseRecommender:
         self.task_ = task
         self.n_entities_ = int(dataset.n_entities(task))
         self.n_items_ = int(dataset.n_items)
+        _check_training_ids(dataset)
 
     def _check_ids(self, entities, items=None) -> tuple[np.ndarray, np.ndarray | None]:
         """:func:`check_ids` against the fitted id ranges, after checking the model is fitted."""

@@ -134,8 +134,9 @@ def _cached(key: tuple, compute):
         _CACHE.move_to_end(key)
         return _CACHE[key]
     value = compute()
-    for arr in value:
-        arr.flags.writeable = False  # shared between models: nobody may change it in place
+    for arr in value:  # shared between models: nobody may change it in place
+        for part in (arr.data, arr.indices, arr.indptr) if sp.issparse(arr) else (arr,):
+            part.flags.writeable = False
     _CACHE[key] = value
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -223,8 +224,10 @@ def itemknn_weights(
     -------
     active : np.ndarray
         Shape (A,), the items with training data.
-    S : np.ndarray
-        Shape (A, A), float64; rows and columns follow ``active``.
+    S : np.ndarray or scipy.sparse.csr_matrix
+        Shape (A, A), float64; rows and columns follow ``active``. Pruned to ``k`` neighbours
+        (``k`` < A) it is a CSR matrix of the kept entries (about ``k A`` of them, where the dense
+        array would hold ``A^2``: 465 MB on CAMRa2011); otherwise a dense array.
     """
     if shrink < 0:
         raise ValueError(f"shrink must be non-negative, got {shrink!r}")
@@ -240,6 +243,7 @@ def itemknn_weights(
     if k is not None and k < len(active):
         kth = -np.partition(-S, k - 1, axis=0)[k - 1]  # (A,) k-th largest of each column
         S[S < kth[None, :]] = 0.0
+        return active, sp.csr_matrix(S)
     return active, S
 
 
@@ -351,8 +355,9 @@ class _ItemItem(_HistoryModel):
         key = (type(self).__name__, self._weight_key(), _fingerprint(X))
         self.active_, self.weights_ = _cached(key, lambda: self._weights(X))  # (A,), (A, A)
         H = history(dataset, task, self.alpha)[:, self.active_]  # (n_entities, A)
+        HW = H @ self.weights_  # (n_entities, A); sparse when the weights are
         scores = np.zeros((self.n_entities_, self.n_items_))
-        scores[:, self.active_] = np.asarray(H @ self.weights_)  # (n_entities, A)
+        scores[:, self.active_] = HW.toarray() if sp.issparse(HW) else np.asarray(HW)
         return scores
 
 
@@ -369,6 +374,13 @@ class ItemKNN(_ItemItem):
         Added to the cosine's denominator; damps similarities built on few co-occurrences.
     alpha : float
         Weight of the group's own history against its members' (group task only).
+
+    Attributes
+    ----------
+    active_ : np.ndarray
+        Items with training data (A,).
+    weights_ : scipy.sparse.csr_matrix or np.ndarray
+        Similarities S (A, A) over ``active_``: sparse when pruned to ``k`` neighbours.
     """
 
     name = "ItemKNN"

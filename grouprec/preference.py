@@ -28,8 +28,8 @@ from grouprec.data import GroupDataset
 from grouprec.training import (
     History,
     TripletBatches,
-    check_id_tensor,
     check_size,
+    explain_bad_ids,
     fit,
     ranking_val_fn,
     seed_everything,
@@ -120,13 +120,15 @@ class MF(nn.Module):
 
         ``u`` (B,) with ``i`` (B,) gives (B,); ``u`` (B, 1) with ``i`` (B, c) gives (B, c).
         """
-        check_id_tensor("u", u, self.P.num_embeddings)
-        check_id_tensor("i", i, self.Q.num_embeddings)
-        p_u = self.P(u)  # (..., d)
-        q_i = self.Q(i)  # (..., d)
+        # No id check on the way, which would wait for the device at every training step; a
+        # lookup that fails says which argument held a bad id.
+        with explain_bad_ids(u=(u, self.P.num_embeddings), i=(i, self.Q.num_embeddings)):
+            p_u = self.P(u)  # (..., d)
+            q_i = self.Q(i)  # (..., d)
+            beta_i = None if self.beta is None else self.beta(i)[..., 0]  # (...)
         y_ui = (p_u * q_i).sum(-1)  # broadcast shape of u and i
-        if self.beta is not None:
-            y_ui = y_ui + self.beta(i)[..., 0]
+        if beta_i is not None:
+            y_ui = y_ui + beta_i
         return y_ui
 
 
@@ -200,11 +202,12 @@ class NeuMF(nn.Module):
 
     def forward(self, u: Tensor, i: Tensor) -> Tensor:
         """Logits ``ŷ_ui`` for ids ``u`` and ``i`` of broadcastable shapes (as :meth:`MF.forward`)."""
-        check_id_tensor("u", u, self.P_G.num_embeddings)
-        check_id_tensor("i", i, self.Q_G.num_embeddings)
-        u, i = torch.broadcast_tensors(u, i)  # the MLP input needs both at full shape
-        phi_G = self.P_G(u) * self.Q_G(i)  # (..., d)
-        phi_M = self.mlp(torch.cat([self.P_M(u), self.Q_M(i)], dim=-1))  # (..., hidden[-1])
+        checks = {"u": (u, self.P_G.num_embeddings), "i": (i, self.Q_G.num_embeddings)}
+        with explain_bad_ids(**checks):  # no id check unless a lookup fails (see MF.forward)
+            u, i = torch.broadcast_tensors(u, i)  # the MLP input needs both at full shape
+            phi_G = self.P_G(u) * self.Q_G(i)  # (..., d)
+            p_M, q_M = self.P_M(u), self.Q_M(i)  # (..., d) each
+        phi_M = self.mlp(torch.cat([p_M, q_M], dim=-1))  # (..., hidden[-1])
         return self.h(torch.cat([phi_G, phi_M], dim=-1))[..., 0]  # (...)
 
 

@@ -29,11 +29,14 @@ model's weights with its constructor arguments and any metadata, exactly.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,8 @@ from grouprec.metrics import sampled_metrics
 
 __all__ = [
     "History",
+    "check_id_tensor",
+    "explain_bad_ids",
     "TripletBatches",
     "fit",
     "load_checkpoint",
@@ -102,6 +107,27 @@ def check_id_tensor(name: str, ids: Tensor, n: int) -> None:
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
         bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
         raise IndexError(f"{name} holds id {bad}, outside 0..{n - 1}")
+
+
+@contextmanager
+def explain_bad_ids(**ids: tuple[Tensor, int]) -> Iterator[None]:
+    """Run a block of embedding lookups; if one fails, say which ids were wrong.
+
+    ``with explain_bad_ids(u=(u, n_users), i=(i, n_items)): ...`` checks nothing while the block
+    succeeds, so a training step makes no host synchronisation for it. When the block raises an
+    ``IndexError`` or ``RuntimeError`` (what an out-of-range id or a float tensor makes a lookup
+    raise on the CPU), each named tensor is checked with :func:`check_id_tensor`, whose error
+    names the argument and the first bad id; otherwise the original error propagates. On an
+    accelerator a bad id fails inside the device instead: the recommenders therefore check ids
+    once, on NumPy arrays, where ``fit`` and ``score`` receive them
+    (:meth:`grouprec.base.BaseRecommender._check_ids`).
+    """
+    try:
+        yield
+    except (IndexError, RuntimeError):
+        for name, (tensor, n) in ids.items():
+            check_id_tensor(name, tensor, n)
+        raise
 
 
 def seed_everything(seed: int) -> None:
@@ -174,6 +200,32 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
     return batch
 
 
+def epoch_to_device(array: np.ndarray | Tensor, device: torch.device | str) -> Tensor:
+    """One epoch's array (of ids, say) as a tensor on ``device``, in one copy.
+
+    Towards a CUDA device the copy goes through pinned memory without blocking the host, so the
+    epoch's first steps can be queued while it is under way; on the CPU the tensor is returned
+    as it is (a NumPy array without a copy).
+    """
+    tensor = torch.as_tensor(array)
+    device = torch.device(device)
+    if device.type == "cpu":
+        return tensor
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def _takes_device(batches: Any) -> bool:
+    """Whether ``make_batches`` accepts a ``device`` keyword (then it moves whole epochs)."""
+    if not callable(batches):
+        return False
+    try:
+        return "device" in inspect.signature(batches).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+
+
 def _batch_size(batch: Batch) -> int:
     """Number of examples in a batch: the length of its first tensor."""
     if isinstance(batch, (torch.Tensor, np.ndarray)):
@@ -217,7 +269,9 @@ class TripletBatches:
     Yields
     ------
     tuple of torch.Tensor
-        ``entity`` (B,), ``pos`` (B,) and ``neg`` (B, n_neg), all int64 on the CPU.
+        ``entity`` (B,), ``pos`` (B,) and ``neg`` (B, n_neg), all int64, on ``device`` when
+        called with one (:func:`fit` passes its own), else on the CPU. The epoch is drawn on the
+        CPU with NumPy and moved in one copy per array, not one per batch.
     """
 
     def __init__(
@@ -251,12 +305,14 @@ class TripletBatches:
         return len(self.entity)
 
     def __call__(
-        self, epoch: int, rng: np.random.Generator
+        self, epoch: int, rng: np.random.Generator, device: torch.device | str | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         order = torch.from_numpy(rng.permutation(self.n_pairs))
         entity = self.entity[order]  # (N,)
         pos = self.item[order]  # (N,)
         neg = torch.from_numpy(self.sampler.sample(entity.numpy(), self.n_neg, rng))  # (N, n_neg)
+        if device is not None:  # the whole epoch in one copy per array; batches are views
+            entity, pos, neg = (epoch_to_device(t, device) for t in (entity, pos, neg))
         for start in range(0, self.n_pairs, self.batch_size):
             stop = start + self.batch_size
             yield entity[start:stop], pos[start:stop], neg[start:stop]
@@ -312,18 +368,23 @@ def ranking_val_fn(
 
     score_fn = default_score if score is None else score
 
+    on_device: dict[torch.device, tuple[Tensor, Tensor]] = {}  # the cases, moved once
+
     def val_fn(model: nn.Module) -> dict[str, float]:
         device = _model_device(model)
+        if device not in on_device:
+            on_device[device] = (entities.to(device), items.to(device))
+        e_all, i_all = on_device[device]
         was_training = model.training
         model.eval()
         parts = []
         with torch.no_grad():
             for start in range(0, len(entities), batch_size):
-                e = entities[start : start + batch_size].to(device)
-                i = items[start : start + batch_size].to(device)
-                parts.append(score_fn(model, e, i).float().cpu())
+                e = e_all[start : start + batch_size]
+                i = i_all[start : start + batch_size]
+                parts.append(score_fn(model, e, i).float())
         model.train(was_training)
-        scores = torch.cat(parts).numpy()  # (n, 1 + m)
+        scores = torch.cat(parts).cpu().numpy()  # (n, 1 + m), one copy to the host
         return sampled_metrics(scores[:, 0], scores[:, 1:], ks=ks)
 
     return val_fn
@@ -402,9 +463,44 @@ class History:
         return frame
 
 
-def _epoch_batches(batches: Any, epoch: int, rng: np.random.Generator) -> Iterable[Batch]:
+class _Prefetcher:
+    """The batches of each epoch, the next epoch's drawn in a background thread.
+
+    ``prefetcher(epoch)`` returns ``draw(epoch)``'s batches. When enabled, it first starts
+    ``draw(epoch + 1)`` (up to epoch ``last``) in one worker thread, materialised as a list, so
+    that NumPy's shuffling and sampling overlap the steps of ``epoch``; the draws still happen
+    one after the other, in epoch order, from the same generator. Use it as a context manager:
+    leaving it waits for a draw under way.
+    """
+
+    def __init__(self, draw: Callable[[int], Iterable[Batch]], enabled: bool, last: int) -> None:
+        self.draw, self.last = draw, last
+        self.pool = ThreadPoolExecutor(max_workers=1) if enabled else None
+        self.pending: dict[int, Future] = {}
+
+    def __call__(self, epoch: int) -> Iterable[Batch]:
+        if self.pool is None:
+            return self.draw(epoch)
+        current = self.pending.pop(epoch, None)
+        if current is None:
+            current = self.pool.submit(lambda: list(self.draw(epoch)))
+        if epoch < self.last:  # queued behind this epoch's draw: the order stays the same
+            self.pending[epoch + 1] = self.pool.submit(lambda: list(self.draw(epoch + 1)))
+        return current.result()
+
+    def __enter__(self) -> _Prefetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _epoch_batches(
+    batches: Any, epoch: int, rng: np.random.Generator, device: torch.device | None = None
+) -> Iterable[Batch]:
     if callable(batches):
-        out = batches(epoch, rng)
+        out = batches(epoch, rng) if device is None else batches(epoch, rng, device=device)
     else:
         out = batches
     if not isinstance(out, Iterable):
@@ -453,6 +549,7 @@ def fit(
     seed: int | None = DEFAULT_SEED,
     progress: bool = True,
     device: str | torch.device | None = None,
+    prefetch: bool | None = None,
 ) -> History:
     """Train ``model`` by minimising ``loss_fn`` over ``batches``, with early stopping.
 
@@ -500,6 +597,12 @@ def fit(
         Where to train, as :func:`select_device` reads it: the CPU by default (None), so that
         results do not depend on the machine; ``"cuda"``, ``"mps"`` or ``"auto"`` to opt in to
         an accelerator. Batches are moved there; ``make_batches`` may build them on the CPU.
+    prefetch : bool or None
+        Draw the next epoch's batches (``make_batches``) in a background thread while the
+        device runs this epoch's steps. None: on an accelerator only, where the host is
+        otherwise idle; the CPU's cores are busy with the steps themselves. The batches and so
+        the results are the same either way: the epochs are still drawn one after the other
+        from the same generator.
 
     Returns
     -------
@@ -523,13 +626,24 @@ def fit(
     if not params:
         raise ValueError(f"{type(model).__name__} has no trainable parameters")
     opt = _make_optimizer(optimizer, params, lr, weight_decay)
+    # A make_batches that takes a device moves each epoch there at once (TripletBatches does);
+    # the batches of any other source are moved one by one.
+    epoch_device = device if _takes_device(batches) else None
+    if prefetch is None:
+        prefetch = device.type != "cpu"
+    ahead = _Prefetcher(
+        lambda epoch: _epoch_batches(batches, epoch, rng, epoch_device),
+        enabled=bool(prefetch) and callable(batches),
+        last=int(epochs),
+    )
 
     def one_epoch(epoch: int) -> dict[str, float]:
         model.train()
+        # The statistics stay on the device during the epoch: no step waits for the host.
         total = torch.zeros((), dtype=torch.float64, device=device)
         count = 0
-        for batch in _epoch_batches(batches, epoch, rng):
-            batch = _to_device(batch, device)
+        for batch in ahead(epoch):
+            batch = _to_device(batch, device)  # a no-op for a batch already there
             loss = loss_fn(model, batch)
             if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
                 raise TypeError(
@@ -557,20 +671,21 @@ def fit(
         model.train(was_training)
         return metrics
 
-    return train_epochs(
-        one_epoch,
-        epochs=epochs,
-        state={"model": model},
-        val_fn=None if val_fn is None else validate,
-        monitor=monitor,
-        patience=patience,
-        min_delta=min_delta,
-        restore_best=restore_best,
-        lr=lr,
-        progress=progress,
-        desc=type(model).__name__,
-        postfix=("loss", monitor),
-    )
+    with ahead:
+        return train_epochs(
+            one_epoch,
+            epochs=epochs,
+            state={"model": model},
+            val_fn=None if val_fn is None else validate,
+            monitor=monitor,
+            patience=patience,
+            min_delta=min_delta,
+            restore_best=restore_best,
+            lr=lr,
+            progress=progress,
+            desc=type(model).__name__,
+            postfix=("loss", monitor),
+        )
 
 
 def train_epochs(

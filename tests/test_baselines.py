@@ -122,8 +122,9 @@ def test_itemknn_hand_computed():
     _, S = B.itemknn_weights(X, shrink=1.0)
     assert S[0, 1] == pytest.approx(2 / (np.sqrt(6) + 1)) and S[1, 2] == pytest.approx(1 / 3)
     # k = 1: column 0 keeps both (tied) neighbours; columns 1 and 2 keep item 0 only
-    _, S = B.itemknn_weights(X, k=1)
-    np.testing.assert_allclose(S, [[0, c01, c01], [c01, 0, 0], [c01, 0, 0]])
+    _, S = B.itemknn_weights(X, k=1)  # pruned: kept sparse
+    assert sp.issparse(S) and S.nnz == 4
+    np.testing.assert_allclose(S.toarray(), [[0, c01, c01], [c01, 0, 0], [c01, 0, 0]])
 
 
 def test_itemknn_model_scores():

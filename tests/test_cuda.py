@@ -597,3 +597,72 @@ def test_mode_coverage_reads_cuda_samples():
 def test_auto_picks_cuda():
     assert T.select_device("auto").type == "cuda"
     assert T.select_device() == torch.device("cpu")
+
+
+# ==================================================================================================
+# No host synchronisation inside a training step on CUDA
+# ==================================================================================================
+
+
+def _step_setup(model: str, ds: GroupDataset, device: str):
+    """A network, its loss function and one epoch of batches already on ``device``."""
+    from grouprec.features import HybridMF
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    if model == "agree":
+        net = agree().build(ds)
+        batches = A.JointBatches(ds.group_train, ds.user_train, N_ITEMS, n_neg=2, batch_size=64)
+        loss_fn = A.agree_step_loss
+    else:
+        if model == "hybrid":
+            net = HybridMF(N_USERS, N_ITEMS, 3, d=8, features=torch.rand(N_ITEMS, 3))
+        else:
+            net = {"mf": MF, "neumf": NeuMF}[model](N_USERS, N_ITEMS, d=8)
+        batches = T.TripletBatches(ds.user_train, N_ITEMS, n_neg=2, batch_size=64)
+        loss_fn = bpr_step_loss
+    return net.to(device), loss_fn, list(batches(1, rng, device=device))
+
+
+@on_cuda
+@pytest.mark.parametrize("model", ["mf", "neumf", "agree", "hybrid"])
+def test_training_steps_make_no_host_synchronisation_on_cuda(toy, model):
+    """Forward, backward, Adam and the running loss of whole epochs, under
+    ``torch.cuda.set_sync_debug_mode("error")``: any operation that makes the host wait for the
+    device raises."""
+    net, loss_fn, batches = _step_setup(model, toy, "cuda")
+    first = batches[0]["entity"] if model == "agree" else batches[0][0]
+    assert first.device.type == "cuda"  # the epoch was moved at once
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    total = torch.zeros((), dtype=torch.float64, device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for batch in batches * 2:  # the second pass: Adam's state exists
+            loss = loss_fn(net, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach().double() * T._batch_size(batch)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert torch.isfinite(total).item()
+
+
+@on_cuda
+def test_fit_synchronises_per_epoch_not_per_batch(toy):
+    """The number of synchronisations ``fit`` makes does not grow with the number of batches."""
+    import warnings
+
+    def syncs(batch_size: int) -> int:
+        rec = bpr("cuda", epochs=2, batch_size=batch_size, progress=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                rec.fit(toy, "user")
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    assert syncs(16) == syncs(128)

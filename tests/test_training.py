@@ -469,3 +469,179 @@ def test_train_epochs_keeps_the_best_weights_of_every_module():
     assert torch.equal(a.weight, snapshots[2][0]) and torch.equal(b.bias, snapshots[2][1])
     with pytest.raises(FloatingPointError, match="d_loss is nan in epoch 1"):
         T.train_epochs(lambda e: {"d_loss": float("nan")}, epochs=2, state={}, progress=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Training steps make no host synchronisation; ids are checked at the public boundary
+# --------------------------------------------------------------------------------------------
+
+
+def _recommenders():
+    from grouprec.aggregation import AGREERecommender
+    from grouprec.features import HybridRecommender
+    from grouprec.preference import BPRRecommender
+
+    small = {"d": 8, "epochs": 1, "batch_size": 64, "patience": None, "progress": False}
+    return {
+        "MF-BPR": (lambda: BPRRecommender(n_neg=2, **small), "user"),
+        "NeuMF-BPR": (lambda: BPRRecommender(model="neumf", n_neg=2, **small), "user"),
+        "AGREE": (lambda: AGREERecommender(attention_dim=4, hidden=4, n_neg=2, **small), "group"),
+        "Hybrid": (lambda: HybridRecommender(hidden=(8,), id_dropout=0.5, **small), "user"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_recommenders()))
+def test_training_and_validation_never_check_ids(name, monkeypatch):
+    """A per-step id check reads the ids' min and max back to the host, which waits for the
+    device; ids are checked once, on NumPy arrays, when fit starts."""
+    import sys
+
+    from toy import two_tastes
+
+    calls = []
+
+    def counting(name, ids, n):
+        calls.append(name)
+
+    for module in [m for key, m in sys.modules.items() if key.startswith("grouprec")]:
+        if hasattr(module, "check_id_tensor"):  # wherever it was imported
+            monkeypatch.setattr(module, "check_id_tensor", counting)
+    make, task = _recommenders()[name]
+    rec = make().fit(two_tastes(0), task)  # one epoch of steps, then a validation
+    assert set(calls) <= {"members"} and len(calls) <= 1, calls
+    n = 4
+    rec.score(np.arange(n), np.tile(np.arange(6), (n, 1)))
+    assert set(calls) <= {"members"}, calls
+
+
+class _HostReadError(AssertionError):
+    pass
+
+
+@pytest.fixture
+def no_host_reads(monkeypatch):
+    """Within ``with no_host_reads():``, reading a tensor's value on the host raises: ``.item()``,
+    ``int()``, ``float()``, ``bool()``, ``.tolist()``, ``.numpy()``. On a GPU each of these waits
+    for the device; on the CPU they are the same calls, so the CPU can test that a step has
+    none."""
+    import contextlib
+
+    names = ("item", "__int__", "__float__", "__bool__", "__index__", "tolist", "numpy")
+
+    @contextlib.contextmanager
+    def guard():
+        with monkeypatch.context() as m:
+            for attr in names:
+
+                def refuse(self, *args, _attr=attr, **kwargs):
+                    raise _HostReadError(f"Tensor.{_attr} read a value on the host")
+
+                m.setattr(torch.Tensor, attr, refuse)
+            yield
+
+    return guard
+
+
+@pytest.mark.parametrize("model", ["mf", "neumf", "hybrid"])
+def test_a_bpr_step_reads_nothing_back_to_the_host(model, no_host_reads):
+    from toy import two_tastes
+
+    from grouprec.features import HybridMF
+    from grouprec.preference import MF, NeuMF, bpr_step_loss
+
+    ds = two_tastes(0)
+    torch.manual_seed(0)
+    if model == "hybrid":
+        net = HybridMF(ds.n_users, ds.n_items, 3, d=8, features=torch.rand(ds.n_items, 3))
+    else:
+        net = {"mf": MF, "neumf": NeuMF}[model](ds.n_users, ds.n_items, d=8)
+    batches = T.TripletBatches(ds.user_train, ds.n_items, n_neg=2, batch_size=64)
+    batch = next(iter(batches(1, np.random.default_rng(0), device="cpu")))
+    with no_host_reads():
+        loss = bpr_step_loss(net, batch)
+        loss.backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_an_agree_step_reads_nothing_back_on_an_accelerator(no_host_reads, monkeypatch):
+    """On the CPU, AGREE reads how many member slots a batch needs (a free read there); on an
+    accelerator it computes every slot instead (``AGREE._slot_width``). With that choice made
+    as on an accelerator, a step reads nothing back."""
+    from toy import two_tastes
+
+    from grouprec.aggregation import AGREE, AGREERecommender, JointBatches, agree_step_loss
+
+    ds = two_tastes(0)
+    torch.manual_seed(0)
+    net = AGREERecommender(d=8, attention_dim=4, hidden=4).build(ds)
+    batches = JointBatches(ds.group_train, ds.user_train, ds.n_items, n_neg=2, batch_size=64)
+    batch = next(iter(batches(1, np.random.default_rng(0), device="cpu")))
+    with no_host_reads(), pytest.raises(_HostReadError, match="__int__"):
+        agree_step_loss(net, batch)  # the CPU's width read
+    monkeypatch.setattr(AGREE, "_slot_width", staticmethod(lambda m: m.shape[1]))
+    with no_host_reads():
+        loss = agree_step_loss(net, batch)
+        loss.backward()
+    assert net.P.weight.grad is not None and net.E.weight.grad is not None
+
+
+@pytest.mark.parametrize("table", ["user_train", "group_train"])
+@pytest.mark.parametrize("bad", ["entity", "item"])
+def test_bad_training_ids_are_named_when_fit_starts(table, bad):
+    from dataclasses import replace
+
+    from toy import two_tastes
+
+    from grouprec.preference import BPRRecommender
+
+    ds = two_tastes(0)
+    pairs = getattr(ds, table)
+    ids = getattr(pairs, bad).copy()
+    ids[3] = 10_000
+    ds = replace(ds, **{table: replace(pairs, **{bad: ids})})
+    with pytest.raises(ValueError, match=rf"dataset\.{table}\.{bad} holds ids .*10000"):
+        BPRRecommender(d=4, epochs=1, progress=False).fit(ds, "user")
+
+
+def test_bad_ids_given_to_a_module_are_named_when_the_lookup_fails():
+    from grouprec.preference import MF
+
+    net = MF(3, 4, d=2)
+    with pytest.raises(IndexError, match="u holds id 3, outside 0..2"):
+        net(torch.tensor([3]), torch.tensor([0]))
+    with pytest.raises(TypeError, match="i must be an integer tensor"):
+        net(torch.tensor([0]), torch.tensor([0.5]))
+    # ids in range: a failure of another kind keeps its own error
+    with (
+        pytest.raises(RuntimeError, match="size of tensor"),
+        T.explain_bad_ids(u=(torch.tensor([1]), 3)),
+    ):
+        torch.zeros(2) + torch.zeros(3)
+
+
+def test_prefetching_the_next_epoch_gives_the_same_run():
+    """fit(prefetch=True) draws epoch e + 1 in a thread while epoch e trains (the default on an
+    accelerator): the same draws in the same order, so the same numbers, bit for bit."""
+    from toy import two_tastes
+
+    from grouprec.aggregation import AGREERecommender, JointBatches, agree_step_loss
+
+    ds = two_tastes(0)
+    runs = []
+    for prefetch in (False, True):
+        torch.manual_seed(0)
+        net = AGREERecommender(d=8, attention_dim=4, hidden=4).build(ds)
+        batches = JointBatches(ds.group_train, ds.user_train, ds.n_items, n_neg=2, batch_size=64)
+        seen = []
+
+        def draw(epoch, rng, device=None, batches=batches, seen=seen):
+            seen.append(epoch)
+            return batches(epoch, rng, device=device)
+
+        hist = T.fit(
+            net, agree_step_loss, draw, epochs=3, lr=0.02, progress=False, prefetch=prefetch
+        )
+        assert seen == [1, 2, 3]
+        runs.append((hist.loss, [p.detach().clone() for p in net.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))

@@ -46,6 +46,8 @@ from grouprec.training import (
     History,
     check_id_tensor,
     check_size,
+    epoch_to_device,
+    explain_bad_ids,
     fit,
     ranking_val_fn,
     seed_everything,
@@ -213,18 +215,15 @@ class AGREE(nn.Module):
         return self.w_2(self.dropout(torch.relu(z)))[..., 0]  # (...)
 
     def _group_scores(
-        self, ids: Tensor, m: Tensor, e: Tensor | None, items: Tensor
+        self, ids: Tensor, m: Tensor, e: Tensor | None, q: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Scores (B, c) and weights (B, c, S) for padded members ``ids``, mask ``m`` (B, S)."""
+        """Scores (B, c) and weights (B, c, S) for padded members ``ids``, mask ``m`` (B, S),
+        and candidates' embeddings ``q`` (B, c, d)."""
         B, S = ids.shape
         if B == 0:
-            return items.new_zeros(items.shape, dtype=self.Q.weight.dtype), items.new_zeros(
-                (*items.shape, S), dtype=self.Q.weight.dtype
-            )
-        # Only the slots that hold a member in some row of the batch are computed.
-        width = int(m.any(0).nonzero().max()) + 1
+            return q.new_zeros(q.shape[:-1]), q.new_zeros((*q.shape[:-1], S))
+        width = self._slot_width(m)
         p = self.P(ids[:, :width])  # (B, S', d)
-        q = self.Q(items)  # (B, c, d)
         o = self.attention_logits(p, q)  # (B, c, S')
         o = o.masked_fill(~m[:, None, :width], -math.inf)  # padded slots: weight exactly 0
         alpha = torch.softmax(o, dim=-1)  # (B, c, S')
@@ -237,6 +236,16 @@ class AGREE(nn.Module):
         if width < S:
             alpha = nn.functional.pad(alpha, (0, S - width))  # (B, c, S)
         return y, alpha
+
+    @staticmethod
+    def _slot_width(m: Tensor) -> int:
+        """Member slots to compute for a batch's mask ``m`` (B, S).
+
+        On the CPU, only the leading slots that hold a member in some row of the batch. On an
+        accelerator that width would have to come back to the host at every step, which waits
+        for the device; there every slot is computed (padded ones get weight 0 anyway).
+        """
+        return int(m.any(0).nonzero().max()) + 1 if m.device.type == "cpu" else m.shape[1]
 
     @staticmethod
     def _shapes(entities: Tensor, items: Tensor, what: str) -> bool:
@@ -256,13 +265,16 @@ class AGREE(nn.Module):
         Returns scores of the shape of ``items``; with ``return_attention`` also the weights
         :math:`\\alpha_{gu}(j)`, shape (B, S) or (B, c, S), 0 on padded slots.
         """
-        check_id_tensor("groups", groups, self.E.num_embeddings)
-        check_id_tensor("items", items, self.Q.num_embeddings)
         single = self._shapes(groups, items, "groups")
         it = items[:, None] if single else items  # (B, c)
-        y, alpha = self._group_scores(
-            self.members[groups], self.member_mask[groups], self.E(groups), it
-        )
+        # Ids are not checked on the way (that would wait for the device at every step); a
+        # lookup that fails says which argument held a bad id.
+        with explain_bad_ids(
+            groups=(groups, self.E.num_embeddings), items=(items, self.Q.num_embeddings)
+        ):
+            e = self.E(groups)  # (B, d)
+            q = self.Q(it)  # (B, c, d)
+        y, alpha = self._group_scores(self.members[groups], self.member_mask[groups], e, q)
         if single:
             y, alpha = y[:, 0], alpha[:, 0]
         return (y, alpha) if return_attention else y
@@ -276,11 +288,12 @@ class AGREE(nn.Module):
 
         users (B,) with items (B,) or (B, c); returns the shape of ``items``.
         """
-        check_id_tensor("users", users, self.P.num_embeddings)
-        check_id_tensor("items", items, self.Q.num_embeddings)
         single = self._shapes(users, items, "users")
-        q = self.Q(items)  # (B, d) or (B, c, d)
-        p = self.P(users)  # (B, d)
+        with explain_bad_ids(
+            users=(users, self.P.num_embeddings), items=(items, self.Q.num_embeddings)
+        ):
+            q = self.Q(items)  # (B, d) or (B, c, d)
+            p = self.P(users)  # (B, d)
         return self.predict(p if single else p[:, None, :], q)  # p_u broadcast over candidates
 
     def score_members(
@@ -305,8 +318,6 @@ class AGREE(nn.Module):
         return_attention : bool
             Also return the weights (B, c, S').
         """
-        check_id_tensor("members", members, self.P.num_embeddings)
-        check_id_tensor("items", items, self.Q.num_embeddings)
         if members.shape != member_mask.shape or items.ndim != 2 or len(items) != len(members):
             raise ValueError(
                 f"members and member_mask must have shape (B, S) and items (B, c); got "
@@ -315,11 +326,16 @@ class AGREE(nn.Module):
         m = member_mask.to(torch.bool)
         if len(m) and not bool(m.any(1).all()):
             raise ValueError("every row of member_mask needs at least one real member")
-        e = None
+        checks = {
+            "members": (members, self.P.num_embeddings),
+            "items": (items, self.Q.num_embeddings),
+        }
         if groups is not None:
-            check_id_tensor("groups", groups, self.E.num_embeddings)
-            e = self.E(groups)
-        y, alpha = self._group_scores(members.masked_fill(~m, 0), m, e, items)
+            checks["groups"] = (groups, self.E.num_embeddings)
+        with explain_bad_ids(**checks):
+            e = None if groups is None else self.E(groups)  # (B, d)
+            q = self.Q(items)  # (B, c, d)
+            y, alpha = self._group_scores(members.masked_fill(~m, 0), m, e, q)
         return (y, alpha) if return_attention else y
 
 
@@ -376,7 +392,9 @@ class JointBatches:
     ------
     dict
         ``entity`` (B,) group ids then user ids, ``pos`` (B,), ``neg`` (B, n_neg), all int64
-        CPU tensors, and ``n_groups`` (int), the number of group rows.
+        tensors on ``device`` when called with one (:func:`~grouprec.training.fit` passes its
+        own; the epoch is drawn with NumPy and moved in one copy per array), else on the CPU,
+        and ``n_groups`` (int), the number of group rows.
     """
 
     def __init__(
@@ -407,7 +425,9 @@ class JointBatches:
         """Batches per epoch."""
         return math.ceil(self.n_pairs / self.batch_size)
 
-    def __call__(self, epoch: int, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
+    def __call__(
+        self, epoch: int, rng: np.random.Generator, device: torch.device | str | None = None
+    ) -> Iterator[dict[str, Any]]:
         N, N_g, bs = self.n_pairs, self.n_group_pairs, self.batch_size
         order = rng.permutation(N)  # rows < N_g are group pairs
         is_user = order >= N_g
@@ -422,7 +442,9 @@ class JointBatches:
         entity_t = torch.from_numpy(entity)
         pos_t = torch.from_numpy(self.item[order])
         neg_t = torch.from_numpy(neg)
-        n_groups = np.add.reduceat(is_group, np.arange(0, N, bs))  # (batches,)
+        if device is not None:  # the whole epoch in one copy per array; batches are views
+            entity_t, pos_t, neg_t = (epoch_to_device(t, device) for t in (entity_t, pos_t, neg_t))
+        n_groups = np.add.reduceat(is_group, np.arange(0, N, bs))  # (batches,) on the host
         for b, start in enumerate(range(0, N, bs)):
             stop = start + bs
             yield {

@@ -46,8 +46,8 @@ from grouprec.preference import bpr_step_loss, score_candidates
 from grouprec.training import (
     History,
     TripletBatches,
-    check_id_tensor,
     check_size,
+    explain_bad_ids,
     fit,
     ranking_val_fn,
     seed_everything,
@@ -218,8 +218,13 @@ class HybridMF(nn.Module):
         # Encode each distinct item once, then gather: candidate lists repeat items a lot. The
         # gather is an embedding lookup because its backward pass sums the gradients of repeated
         # items in a fixed order on the CPU (indexing with [inv] does not with several threads).
-        uniq, inv = torch.unique(i, return_inverse=True)  # (n_uniq,), i.shape
-        f = self.features[uniq]  # (n_uniq, n_f)
+        # On an accelerator torch.unique would wait for the device to learn how many items are
+        # distinct; there every item is encoded instead (a small product) and gathered.
+        if i.device.type == "cpu":
+            uniq, inv = torch.unique(i, return_inverse=True)  # (n_uniq,), i.shape
+            f = self.features[uniq]  # (n_uniq, n_f)
+        else:
+            inv, f = i, self.features  # (I, n_f)
         out = torch.cat([self.encoder(f), self.w_beta(f)], dim=-1)  # (n_uniq, d + 1)
         rows = nn.functional.embedding(inv, out)  # (..., d + 1)
         return rows[..., :-1], rows[..., -1]
@@ -231,8 +236,14 @@ class HybridMF(nn.Module):
         ``id_dropout``; in evaluation mode it is kept for every known item.
         """
         n_items = self.known.shape[0]
-        idx = torch.arange(n_items, device=self.known.device) if i is None else i
-        check_id_tensor("i", idx, n_items)
+        if i is not None:  # no id check unless a lookup fails (see MF.forward)
+            with explain_bad_ids(i=(i, n_items)):
+                return self._item_vectors(i)
+        return self._item_vectors(torch.arange(n_items, device=self.known.device), all_items=True)
+
+    def _item_vectors(self, idx: Tensor, all_items: bool = False) -> tuple[Tensor, Tensor]:
+        """:meth:`item_vectors` of items ``idx``, all of them in order if ``all_items``."""
+        i = None if all_items else idx
         if self.encoder is not None:
             q_i, beta_i = self.content_vectors(i)
         else:
@@ -253,8 +264,8 @@ class HybridMF(nn.Module):
 
         ``u`` (B,) with ``i`` (B,) gives (B,); ``u`` (B, 1) with ``i`` (B, c) gives (B, c).
         """
-        check_id_tensor("u", u, self.P.num_embeddings)
-        p_u = self.P(u)  # (..., d)
+        with explain_bad_ids(u=(u, self.P.num_embeddings)):
+            p_u = self.P(u)  # (..., d)
         q_i, beta_i = self.item_vectors(i)  # (..., d), (...)
         return (p_u * q_i).sum(-1) + beta_i
 

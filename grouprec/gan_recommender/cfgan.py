@@ -388,6 +388,7 @@ class CFGANRecommender(_GenerativeRecommender):
                 f"got alpha={self.alpha} with task='user'"
             )
         self.conditions_ = conditions(dataset, task, self.alpha)  # (n_entities, I)
+        self.condition_rows_ = self._dense(self.conditions_)  # the same, dense on the device
         X, C = self._training_rows(dataset, task)
         seed_everything(self.seed)  # the initial weights
         prior = torch.from_numpy(np.asarray(X.mean(axis=0)).ravel())  # (I,) item frequency
@@ -465,10 +466,5 @@ class CFGANRecommender(_GenerativeRecommender):
 
     # -- scoring ---------------------------------------------------------------------------------
     def _generate(self, entities: Tensor) -> Tensor:
-        c = self._dense(self.conditions_[entities.cpu().numpy()])  # (n, I)
+        c = self.condition_rows_[entities.to(self.device_)]  # (n, I)
         return self.G_(c)  # noise at its mean
-
-    def _val_score(self, G: nn.Module, e: Tensor, i: Tensor) -> Tensor:
-        """Validation scores (B, c): the generator's output, as the recommender ranks it."""
-        y = torch.as_tensor(self._score_rows(e.cpu().numpy()), device=i.device)  # (B, I)
-        return y.gather(1, i)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from grouprec.base import BaseRecommender
 from grouprec.constants import TASKS
@@ -205,6 +205,9 @@ class _GenerativeRecommender(BaseRecommender):
         super()._start_fit(dataset, task)
         self.consumed_ = dataset.train_matrix(task).tocsr()  # (n_entities, I) binary
         self.device_ = select_device(self.device)
+        # The same, dense on the device, for validation without a round trip through the host.
+        consumed = torch.from_numpy(self.consumed_.toarray() != 0)  # (n_entities, I) bool
+        self.consumed_mask_ = consumed.to(self.device_)
 
     def _seeded_generator(self) -> torch.Generator:
         """The seeded source of every random draw of a training run, on the training device.
@@ -259,6 +262,25 @@ class _GenerativeRecommender(BaseRecommender):
     def _generate(self, entities: Tensor) -> Tensor:
         """The generator's scores (n, I) for entity ids ``entities`` (n,) on the device."""
         raise NotImplementedError
+
+    def _device_rows(self, entities: Tensor) -> Tensor:
+        """:meth:`_score_rows` for entity ids on the device, computed and left there: (n, I)."""
+        parts = []
+        for start in range(0, len(entities), _SCORE_ROWS):
+            e = entities[start : start + _SCORE_ROWS]
+            with torch.no_grad():
+                y = self._generate(e).float()  # (b, I)
+            if self.filter_consumed:
+                y = y.masked_fill(self.consumed_mask_[e], -math.inf)
+            parts.append(y)
+        if not parts:
+            return torch.empty((0, self.n_items_), device=self.device_)
+        return torch.cat(parts)
+
+    def _val_score(self, G: nn.Module, e: Tensor, i: Tensor) -> Tensor:
+        """Validation scores (B, c): the generator's output as the recommender ranks it, for
+        entities ``e`` (B,) and candidates ``i`` (B, c) on the device, computed there."""
+        return self._device_rows(e).gather(1, i)
 
     def _score_rows(self, entities: np.ndarray) -> np.ndarray:
         """Scores (n, I) of every item, float32, consumed items at -inf when filtering."""

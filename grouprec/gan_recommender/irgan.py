@@ -389,7 +389,3 @@ class IRGANRecommender(_GenerativeRecommender):
 
     def _generate(self, entities: Tensor) -> Tensor:
         return _all_scores(self.G_, entities)  # (n, I) g_θ(u, i)
-
-    def _val_score(self, G: nn.Module, e: Tensor, i: Tensor) -> Tensor:
-        y = torch.as_tensor(self._score_rows(e.cpu().numpy()), device=i.device)  # (B, I)
-        return y.gather(1, i)
