@@ -20,7 +20,7 @@ import pytest
 
 import grouprec
 from grouprec import synthetic
-from grouprec.aggregation import AGREERecommender, RuleRecommender
+from grouprec.aggregation import AGREERecommender, ConsensusRecommender, RuleRecommender
 from grouprec.base import BaseRecommender, NotFittedError, check_ids
 from grouprec.baselines import EASE, ItemKNN, Popularity, Random
 from grouprec.data import GroupDataset, load_dataset, split_validation
@@ -55,6 +55,10 @@ MODELS: dict[str, Spec] = {
     "AGREERecommender": Spec(
         lambda: AGREERecommender(d=4, attention_dim=4, hidden=4, epochs=2, batch_size=64),
         change={"dropout": 0.1},
+    ),
+    "ConsensusRecommender": Spec(
+        lambda: ConsensusRecommender(d=4, layers=1, epochs=2, batch_size=64),
+        change={"layers": 2},
     ),
     "HybridRecommender": Spec(
         lambda: HybridRecommender(d=4, hidden=(4,), epochs=2, batch_size=64),

@@ -15,9 +15,10 @@ Two parts.
 What parity means, model by model. Torch's CPU and CUDA generators give different streams from
 the same seed, so a comparison can only hold where both runs use the same random numbers:
 
-* MF-BPR, NeuMF-BPR, AGREE, the hybrid models and ``training.fit`` draw their batch order and
-  negatives with NumPy on the CPU (``TripletBatches``, ``JointBatches``) and initialise their
-  weights on the CPU before moving them, so a whole training run is compared. Dropout draws on
+* MF-BPR, NeuMF-BPR, AGREE, Consensus, the hybrid models and ``training.fit`` draw their batch
+  order and negatives with NumPy on the CPU (``TripletBatches``, ``JointBatches``) and
+  initialise their weights (and Consensus its graphs) on the CPU before moving them, so a whole
+  training run is compared. Dropout draws on
   the training device, so AGREE is compared with ``dropout=0`` and the hybrid with
   ``id_dropout=0``; with dropout they are only checked to train and score sanely on CUDA (and
   their scoring is compared with identical weights).
@@ -63,7 +64,7 @@ from toy import N_GROUPS, N_ITEMS, N_USERS, two_tastes
 from grouprec import aggregation as A
 from grouprec import gan
 from grouprec import training as T
-from grouprec.aggregation import AGREERecommender, RuleRecommender
+from grouprec.aggregation import AGREERecommender, ConsensusRecommender, RuleRecommender
 from grouprec.data import GroupDataset, Interactions
 from grouprec.features import HybridRecommender
 from grouprec.gan_recommender import (
@@ -131,9 +132,20 @@ def agree(device=None, **kw):
     return AGREERecommender(**{**params, "batch_size": 64, "patience": None, **kw}, device=device)
 
 
+def consensus(device=None, **kw):
+    params = {"d": 8, "layers": 2, "epochs": 4, "lr": 0.01, "n_neg": 2, "batch_size": 64}
+    return ConsensusRecommender(**{**params, "patience": None, **kw}, device=device)
+
+
 #: Settings of the parity runs: where the float32 rounding of two devices (or of two CPU kernels)
 #: stays within ``RTOL``/``ATOL`` after training (see the module docstring).
-PARITY = {"mf": {}, "neumf": {"epochs": 1}, "agree": {"lr": 0.005, "epochs": 3}, "hybrid": {}}
+PARITY = {
+    "mf": {},
+    "neumf": {"epochs": 1},
+    "agree": {"lr": 0.005, "epochs": 3},
+    "hybrid": {},
+    "consensus": {},
+}
 
 
 def hybrid(device=None, **kw):
@@ -173,6 +185,7 @@ DEFAULT_DEVICE_MODELS = {
     "MF-BPR": (lambda: bpr(epochs=2), "user"),
     "NeuMF-BPR": (lambda: bpr(model="neumf", epochs=2), "user"),
     "AGREE": (lambda: agree(epochs=2, dropout=0.2), "group"),
+    "Consensus": (lambda: consensus(epochs=2, predictor="mlp"), "group"),
     "Rule": (lambda: RuleRecommender(bpr(epochs=2), "average"), "group"),
     "Hybrid": (lambda: hybrid(epochs=2, id_dropout=0.5), "user"),
     "Features only": (lambda: hybrid(epochs=2, use_ids=False), "group"),
@@ -247,6 +260,9 @@ def parity_runs() -> dict[str, np.ndarray]:
     rec = agree("cpu", **PARITY["agree"]).fit(toy, "group")
     out["agree"] = rec.score(np.arange(N_GROUPS), all_items(N_GROUPS))
     out["hybrid"] = hybrid("cpu", **PARITY["hybrid"]).fit(toy, "user").score_all(np.arange(40))
+    rec = consensus("cpu", **PARITY["consensus"]).fit(toy, "group")
+    out["consensus"] = rec.score_all(np.arange(N_GROUPS))
+    out["consensus_users"] = rec.as_task("user").score_all(np.arange(N_USERS))
     return out
 
 
@@ -396,6 +412,39 @@ def test_agree_with_dropout_trains_on_cuda_and_scores_like_the_cpu(toy_val):
     cpu = copy.copy(gpu)
     cpu.model_ = copy.deepcopy(gpu.model_).to("cpu")
     assert_parity(cpu.score(groups, all_items(N_GROUPS)), on_gpu, "AGREE scoring")
+
+
+@on_cuda
+def test_consensus_gives_the_cpu_scores_and_views_on_cuda(toy):
+    """Graphs built on the CPU and moved, weights drawn on the CPU, NumPy batches: the same run."""
+    cpu = consensus("cpu", **PARITY["consensus"]).fit(toy, "group")
+    gpu = consensus("cuda", **PARITY["consensus"]).fit(toy, "group")
+    assert devices_of(gpu) == {"cuda"}
+    np.testing.assert_allclose(gpu.history_.loss, cpu.history_.loss, rtol=RTOL, atol=ATOL)
+    groups, users = np.arange(N_GROUPS), np.arange(N_USERS)
+    assert_ranking_parity(
+        cpu.score(groups, all_items(N_GROUPS)), gpu.score(groups, all_items(N_GROUPS)), "groups"
+    )
+    assert_ranking_parity(cpu.score_all(groups), gpu.score_all(groups), "score_all")
+    assert_ranking_parity(
+        cpu.as_task("user").score(users, all_items(N_USERS)),
+        gpu.as_task("user").score(users, all_items(N_USERS)),
+        "users",
+    )
+    cpu_views, gpu_views = cpu.views(), gpu.views()
+    assert_parity(cpu_views["gates"], gpu_views["gates"], "gates")
+
+
+@on_cuda
+def test_consensus_with_validation_and_the_mlp_predictor_trains_on_cuda(toy_val):
+    gpu = consensus("cuda", predictor="mlp", patience=3).fit(toy_val, "group")
+    assert np.isfinite(gpu.history_.loss).all() and gpu.history_.best_epoch is not None
+    groups = np.arange(N_GROUPS)
+    on_gpu = gpu.score(groups, all_items(N_GROUPS))
+    cpu = copy.copy(gpu)
+    cpu.model_ = copy.deepcopy(gpu.model_).to("cpu")  # the graphs move with the weights
+    assert devices_of(cpu) == {"cpu"}
+    assert_parity(cpu.score(groups, all_items(N_GROUPS)), on_gpu, "Consensus scoring")
 
 
 @on_cuda

@@ -18,17 +18,24 @@ user-level recommender, :class:`RuleRecommender`
 learned aggregation: :class:`AGREE`,                :mod:`grouprec.aggregation.agree`
 :class:`JointBatches`, :func:`agree_step_loss`,
 :class:`AGREERecommender`
+learned consensus over graphs of members, items     :mod:`grouprec.aggregation.consensus`
+and groups: :class:`Consensus`,
+:func:`consensus_graphs`, :class:`ConsensusRecommender`
 ==================================================  ==========================================
 
 The static rules do their work with a fixed formula and learn nothing; :mod:`~.rules` states
 the notation (``r``, ``m``, ``R``) used in every docstring. :class:`AGREE` learns how much each
 member counts, per candidate item, with an attention network, and adds a group-specific
-embedding (Cao et al., 2018). :class:`AGREERecommender` and :class:`RuleRecommender` implement
-the common recommender interface of :mod:`grouprec.evaluation`. Each module lists its own
+embedding (Cao et al., 2018). :class:`Consensus` learns a group's representation from three
+views (its members, its items, overlapping groups) by propagation over graphs of the training
+data, fused by learned gates (Wu et al., 2023). :class:`AGREERecommender`,
+:class:`ConsensusRecommender` and :class:`RuleRecommender` implement the common recommender
+interface of :mod:`grouprec.evaluation`. Each module lists its own
 references.
 """
 
 from grouprec.aggregation.agree import AGREE, AGREERecommender, JointBatches, agree_step_loss
+from grouprec.aggregation.consensus import Consensus, ConsensusRecommender, consensus_graphs
 from grouprec.aggregation.rule_recommender import LIST_RULES, NORMALISATIONS, RuleRecommender
 from grouprec.aggregation.rules import (
     RULES,
@@ -55,6 +62,8 @@ __all__ = [
     "RULES",
     "TIE_ATOL",
     "AGREERecommender",
+    "Consensus",
+    "ConsensusRecommender",
     "JointBatches",
     "RuleRecommender",
     "agree_step_loss",
@@ -62,6 +71,7 @@ __all__ = [
     "approval",
     "average",
     "average_without_misery",
+    "consensus_graphs",
     "borda",
     "fairness_greedy",
     "fairness_greedy_list",
