@@ -175,10 +175,14 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
 
 
 def _batch_size(batch: Batch) -> int:
-    """Number of examples in a batch: the length of its first tensor."""
+    """Number of examples a batch counts for in the epoch's mean loss: the length of its first
+    tensor, or the int under the key ``"n_examples"`` of a dict batch that has one (a shard of a
+    larger batch counts for the whole batch, see :mod:`grouprec.distributed`)."""
     if isinstance(batch, (torch.Tensor, np.ndarray)):
         return int(batch.shape[0]) if batch.ndim else 1
     if isinstance(batch, Mapping):
+        if isinstance(batch.get("n_examples"), int):
+            return batch["n_examples"]
         batch = list(batch.values())
     if isinstance(batch, (tuple, list)):
         for value in batch:
@@ -453,6 +457,7 @@ def fit(
     seed: int | None = DEFAULT_SEED,
     progress: bool = True,
     device: str | torch.device | None = None,
+    reduce_stats: Callable[[Tensor, int], tuple[Tensor, float]] | None = None,
 ) -> History:
     """Train ``model`` by minimising ``loss_fn`` over ``batches``, with early stopping.
 
@@ -500,6 +505,11 @@ def fit(
         Where to train, as :func:`select_device` reads it: the CPU by default (None), so that
         results do not depend on the machine; ``"cuda"``, ``"mps"`` or ``"auto"`` to opt in to
         an accelerator. Batches are moved there; ``make_batches`` may build them on the CPU.
+    reduce_stats : callable, optional
+        ``reduce_stats(total, count) -> (total, count)``, applied to an epoch's loss total (a
+        float64 tensor, the sum of batch loss times batch size) and example count before their
+        ratio is taken; in data-parallel training, a sum over the processes
+        (:mod:`grouprec.distributed`). None uses this process's numbers.
 
     Returns
     -------
@@ -547,6 +557,8 @@ def fit(
             count += n
         if count == 0:
             raise ValueError(f"batches yielded no batch in epoch {epoch}")
+        if reduce_stats is not None:
+            total, count = reduce_stats(total, count)
         return {"loss": float(total) / count}  # one device-to-host copy per epoch
 
     def validate() -> Mapping[str, float]:
