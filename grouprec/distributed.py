@@ -67,10 +67,13 @@ from grouprec.training import ValFn, fit, save_checkpoint, select_device
 __all__ = [
     "ENV_VARS",
     "DistContext",
+    "LossModule",
     "ShardedBatches",
     "fit_distributed",
     "init_distributed",
     "launch_local",
+    "loss_module",
+    "call_module",
     "shard_batch",
     "sharded_agree_loss",
 ]
@@ -267,7 +270,7 @@ def sharded_agree_loss(model: nn.Module, shard: Mapping[str, Any], user_weight: 
     return shard["group_share"] * L_G + shard["user_share"] * beta_L_U
 
 
-class _LossModule(nn.Module):
+class LossModule(nn.Module):
     """``model`` and its loss as one module, so that DDP sees the whole step in ``forward``.
 
     DDP prepares its gradient all-reduce in its own ``forward``; AGREE's group scores
@@ -282,8 +285,27 @@ class _LossModule(nn.Module):
         return self.loss_fn(self.model, batch)
 
 
-def _call(module: nn.Module, batch: Any) -> Tensor:
+def call_module(module: nn.Module, batch: Any) -> Tensor:
+    """The ``loss_fn`` of :func:`grouprec.training.fit` for a :func:`loss_module`: its output."""
     return module(batch)
+
+
+def loss_module(
+    model: nn.Module, loss_fn: Callable[[nn.Module, Any], Tensor], ctx: DistContext
+) -> nn.Module:
+    """``model`` and ``loss_fn`` as one module on ``ctx.device``, DDP-wrapped when ``ctx`` is
+    distributed; train it with ``fit(module, call_module, ...)``."""
+    module: nn.Module = LossModule(model.to(ctx.device), loss_fn)
+    if ctx.distributed:
+        # find_unused_parameters: a shard without group rows leaves the attention network and
+        # E without gradient on its rank; DDP then counts zeros for them there.
+        module = DistributedDataParallel(
+            module,
+            device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+            find_unused_parameters=True,
+            broadcast_buffers=False,  # the member table never changes: no copy per step
+        )
+    return module
 
 
 def _sum_stats(total: Tensor, count: int) -> tuple[Tensor, float]:
@@ -343,21 +365,12 @@ def fit_distributed(
     """
     ctx = init_distributed(recommender.device) if ctx is None else ctx
     batches, val_fn = recommender.prepare_fit(dataset, task)
-    model = recommender.model_.to(ctx.device)
+    model = recommender.model_
     loss_fn = partial(sharded_agree_loss, user_weight=recommender.user_weight)
-    wrapper: nn.Module = _LossModule(model, loss_fn)
-    if ctx.distributed:
-        # find_unused_parameters: a shard without group rows leaves the attention network and
-        # E without gradient on its rank; DDP then counts zeros for them there.
-        wrapper = DistributedDataParallel(
-            wrapper,
-            device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
-            find_unused_parameters=True,
-            broadcast_buffers=False,  # the member table never changes: no copy per step
-        )
+    wrapper = loss_module(model, loss_fn, ctx)
     recommender.history_ = fit(
         wrapper,
-        _call,
+        call_module,
         ShardedBatches(batches, ctx.rank, ctx.world_size),
         epochs=recommender.epochs,
         lr=recommender.lr,

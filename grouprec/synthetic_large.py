@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from grouprec.constants import DEFAULT_SEED
-from grouprec.data import FILES, Interactions, NegativeSampler
+from grouprec.data import FILES, EvalCases, GroupDataset, Interactions, NegativeSampler
 from grouprec.data.sampling import _sample_distinct, sorted_distinct
 from grouprec.training import check_size
 
@@ -74,6 +74,26 @@ class LargeData:
     user_negatives: np.ndarray
     group_negatives: np.ndarray
     params: dict
+
+    def to_dataset(self, name: str = "large_synthetic") -> GroupDataset:
+        """The :class:`~grouprec.data.GroupDataset` that ``load_dataset`` reads from the files
+        :func:`write_large` writes, without writing or parsing them (``path`` is None)."""
+        size = (self.members >= 0).sum(axis=1)  # (G,)
+        flat = self.members[self.members >= 0]  # row by row
+        members = tuple(np.split(flat, np.cumsum(size)[:-1]))
+        return GroupDataset(
+            name=name,
+            n_users=self.params["n_users"],
+            n_items=self.params["n_items"],
+            n_groups=self.params["n_groups"],
+            group_members=members,
+            user_train=self.user_train,
+            user_test=EvalCases(self.user_test.entity, self.user_test.item, self.user_negatives),
+            group_train=self.group_train,
+            group_test=EvalCases(
+                self.group_test.entity, self.group_test.item, self.group_negatives
+            ),
+        )
 
 
 def _draw_items(
