@@ -4,9 +4,8 @@ The data is the large synthetic group dataset of :mod:`grouprec.synthetic_large`
 memory: by default a fifth of the generator's default size (200,000 users, 20,000 groups, 10,000
 items), so that the run, including each process's draw of an epoch's order and negatives, takes
 about a minute on two cores; ``--users 1000000 --groups 100000 --items 50000`` gives the full
-size. Pass pass
-``--dataset FOLDER`` to read one written by ``python -m grouprec synthetic-large FOLDER``
-instead (parsing the files of the default size takes longer than the benchmark).
+size. Pass ``--dataset FOLDER`` to read one written by ``python -m grouprec synthetic-large
+FOLDER`` instead (parsing the files of the full size takes longer than the benchmark).
 
 Each run takes ``--warmup`` steps that are not timed, then ``--steps`` timed steps of one
 global batch each (``--batch-size`` positive pairs, with ``--n-neg`` negatives each), exactly as
