@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
-    from grouprec import case_study, fetch, synthetic
+    from grouprec import case_study, fetch, synthetic, synthetic_large
 
     p = sub.add_parser("case-study", help="the full group-recommendation case study, headless")
     case_study.add_cli_arguments(p)
@@ -81,6 +81,12 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synthetic", help="generate the synthetic e-commerce dataset")
     synthetic.add_cli_arguments(p)
     p.set_defaults(handler=synthetic.run_cli)
+
+    p = sub.add_parser(
+        "synthetic-large", help="generate a large synthetic group dataset (chapter 10)"
+    )
+    synthetic_large.add_cli_arguments(p)
+    p.set_defaults(handler=synthetic_large.run_cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -227,10 +227,14 @@ def _takes_device(batches: Any) -> bool:
 
 
 def _batch_size(batch: Batch) -> int:
-    """Number of examples in a batch: the length of its first tensor."""
+    """Number of examples a batch counts for in the epoch's mean loss: the length of its first
+    tensor, or the int under the key ``"n_examples"`` of a dict batch that has one (a shard of a
+    larger batch counts for the whole batch, see :mod:`grouprec.distributed`)."""
     if isinstance(batch, (torch.Tensor, np.ndarray)):
         return int(batch.shape[0]) if batch.ndim else 1
     if isinstance(batch, Mapping):
+        if isinstance(batch.get("n_examples"), int):
+            return batch["n_examples"]
         batch = list(batch.values())
     if isinstance(batch, (tuple, list)):
         for value in batch:
@@ -550,6 +554,7 @@ def fit(
     progress: bool = True,
     device: str | torch.device | None = None,
     prefetch: bool | None = None,
+    reduce_stats: Callable[[Tensor, int], tuple[Tensor, float]] | None = None,
 ) -> History:
     """Train ``model`` by minimising ``loss_fn`` over ``batches``, with early stopping.
 
@@ -603,6 +608,11 @@ def fit(
         otherwise idle; the CPU's cores are busy with the steps themselves. The batches and so
         the results are the same either way: the epochs are still drawn one after the other
         from the same generator.
+    reduce_stats : callable, optional
+        ``reduce_stats(total, count) -> (total, count)``, applied to an epoch's loss total (a
+        float64 tensor, the sum of batch loss times batch size) and example count before their
+        ratio is taken; in data-parallel training, a sum over the processes
+        (:mod:`grouprec.distributed`). None uses this process's numbers.
 
     Returns
     -------
@@ -661,6 +671,8 @@ def fit(
             count += n
         if count == 0:
             raise ValueError(f"batches yielded no batch in epoch {epoch}")
+        if reduce_stats is not None:
+            total, count = reduce_stats(total, count)
         return {"loss": float(total) / count}  # one device-to-host copy per epoch
 
     def validate() -> Mapping[str, float]:

@@ -44,6 +44,7 @@ from grouprec.data import EvalCases, GroupDataset, Interactions, NegativeSampler
 from grouprec.preference import bpr_loss
 from grouprec.training import (
     History,
+    ValFn,
     check_id_tensor,
     check_size,
     epoch_to_device,
@@ -582,8 +583,16 @@ class AGREERecommender(BaseRecommender):
         """Rows scored per call so that the attention tensor (rows, c, width, a) stays small."""
         return max(1, _CELLS // max(1, c * width * self.attention_dim))
 
-    def fit(self, dataset: GroupDataset, task: str = "group") -> AGREERecommender:
-        """Train on all group and user training pairs; validate on ``task``'s validation cases."""
+    def prepare_fit(
+        self, dataset: GroupDataset, task: str = "group"
+    ) -> tuple[JointBatches, ValFn | None]:
+        """Everything :meth:`fit` does before training: the untrained model and its inputs.
+
+        Seeds the global generators, builds :attr:`model_` and records the fitted task; returns
+        the batches and the validation function (None without a validation split) that
+        :meth:`fit` hands to :func:`grouprec.training.fit`. :mod:`grouprec.distributed` trains
+        from the same pieces with several processes.
+        """
         if task not in ("user", "group"):
             raise ValueError(f"task must be 'user' or 'group', got {task!r}")
         self._start_fit(dataset, task)
@@ -610,6 +619,11 @@ class AGREERecommender(BaseRecommender):
                 score=_score_groups if task == "group" else _score_users,
                 batch_size=self._rows(1 + val.negatives.shape[1], width),
             )
+        return batches, val_fn
+
+    def fit(self, dataset: GroupDataset, task: str = "group") -> AGREERecommender:
+        """Train on all group and user training pairs; validate on ``task``'s validation cases."""
+        batches, val_fn = self.prepare_fit(dataset, task)
         self.history_: History = fit(
             self.model_,
             partial(agree_step_loss, user_weight=self.user_weight),
