@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from grouprec import synthetic
 from grouprec.features import ContentRecommender, ItemFeaturizer
@@ -186,6 +187,16 @@ def test_cache_hit_and_invalidation(tmp_path, monkeypatch):
     monkeypatch.setattr(SentenceEncoder, "identity", lambda self: {**identity, "files": "other"})
     enc.encode(TEXTS)
     assert not enc.cache_hit_ and len(list(tmp_path.glob("*.npy"))) == 3
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@needs_lm
+def test_cuda_vectors_agree_with_the_cpu(tmp_path):
+    cpu = SentenceEncoder(device="cpu", cache_dir=False, progress=False).encode(TEXTS)
+    gpu = SentenceEncoder(device="cuda", cache_dir=tmp_path, progress=False).encode(TEXTS)
+    assert gpu.dtype == np.float32 and gpu.shape == cpu.shape
+    np.testing.assert_allclose(gpu, cpu, atol=1e-4)  # float rounding, not bit for bit
 
 
 def test_folder_fingerprint_follows_the_files(tmp_path):
