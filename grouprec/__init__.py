@@ -20,6 +20,8 @@ group aggregation         :mod:`grouprec.aggregation`      ``06_group_aggregatio
 GAN losses                :mod:`grouprec.gan`              ``07_gan_losses``
 GAN recommender           :mod:`grouprec.gan_recommender`  ``08_gan_recommender``
 case study                :mod:`grouprec.case_study`       ``09_case_study``
+large models              :mod:`grouprec.features`,
+                          :mod:`grouprec.synthetic_text`   ``10_large_models``
 ========================  ===============================  =========================
 
 Every model class subclasses :class:`grouprec.base.BaseRecommender` (also importable from

