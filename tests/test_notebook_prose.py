@@ -58,9 +58,6 @@ QUOTED_ELSEWHERE: dict[tuple[str, str], str] = {
     "111,243 user + 111,798 group pairs (checked below)",
     ("09_case_study", "0.01"): "AGREE's learning rate in grouprec.case_study.model_specs",
     ("09_case_study", "0.005"): "CFGAN's learning rate in grouprec.case_study.model_specs",
-    ("09_case_study", "0.0258"): "the goal's HR@5 0.644 minus ItemKNN's 0.6182, both in cell 15",
-    ("09_case_study", "0.0209"): "the goal's NDCG@5 0.438 minus ItemKNN's 0.4171, both in cell 15",
-    ("09_case_study", "0.002"): "ItemKNN's 0.4171 minus CFGAN's 0.4152, both quoted beside it",
 }
 
 
