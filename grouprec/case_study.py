@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from grouprec import data as D
 from grouprec import fetch
 from grouprec import protocol as P
-from grouprec.aggregation import AGREERecommender
+from grouprec.aggregation import AGREERecommender, ConsensusRecommender
 from grouprec.baselines import EASE, ItemKNN, Popularity
 from grouprec.constants import DATA_ENV
 from grouprec.evaluation import Recommender, select
@@ -124,6 +124,13 @@ def model_specs(quick: bool = False) -> list[ModelSpec]:
             ),
             {"user_weight": [1.0], "epochs": [60]},
             {"user_weight": [1.0], "epochs": [4]},
+            neural=True,
+        ),
+        ModelSpec(  # the consensus model of chapter 06 (after ConsRec, Wu et al., WWW 2023)
+            "Consensus",
+            partial(ConsensusRecommender, d=32, layers=1, n_neg=4, batch_size=4096, patience=5),
+            {"lr": [0.002], "epochs": [60]},
+            {"lr": [0.002], "epochs": [4]},
             neural=True,
         ),
         ModelSpec(  # the GAN recommender of chapter 08

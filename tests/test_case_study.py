@@ -64,7 +64,7 @@ def test_quick_end_to_end_on_synthetic_data(shop_dir, tmp_path, capsys):
     assert "seconds per model" in printed and "total time" in printed
     doc = json.loads(out.read_text())
     assert doc["dataset"] == "shop"
-    names = ["Popularity", "ItemKNN", "EASE", "MF-BPR", "AGREE", "CFGAN"]
+    names = ["Popularity", "ItemKNN", "EASE", "MF-BPR", "AGREE", "Consensus", "CFGAN"]
     assert [r["model"] for r in doc["results"]] == names
     assert [r["model"] for r in doc["results_corrected"]] == names
     assert list(doc["seconds_per_model"]) == names and doc["total_seconds"] > 0
@@ -72,12 +72,13 @@ def test_quick_end_to_end_on_synthetic_data(shop_dir, tmp_path, capsys):
     assert [row["model"] for row in doc["selected"]] == names  # one seed: one row each
     assert selected["EASE"]["params"]["lam"] == 1000.0 and selected["EASE"]["refit_epochs"] is None
     assert 1 <= selected["AGREE"]["refit_epochs"] <= 4  # its best epoch of at most 4
+    assert 1 <= selected["Consensus"]["refit_epochs"] <= 4
     metrics = ["HR@5", "NDCG@5", "HR@10", "NDCG@10"]
     expected = {"model", *metrics, *(m + "_sd" for m in metrics), "train_seconds", "neural"}
     for row in doc["results"] + doc["results_corrected"]:
         assert set(row) == expected
         assert 0.0 <= row["NDCG@5"] <= row["HR@5"] <= row["HR@10"] <= 1.0
-        assert row["neural"] == (row["model"] in {"MF-BPR", "AGREE", "CFGAN"})
+        assert row["neural"] == (row["model"] in {"MF-BPR", "AGREE", "Consensus", "CFGAN"})
     assert doc["dropped_test_cases"] >= 0
     assert set(doc["comparison"]) == {"as published", "corrected"}
     assert set(doc["goal"]) == set()  # no published figures for a synthetic shop
@@ -347,8 +348,8 @@ def test_refit_uses_the_best_epoch_of_an_early_stopped_model():
 
 def test_model_specs_train_every_neural_model_with_a_budget_and_patience():
     specs = {s.name: s for s in CS.model_specs()}
-    assert list(specs) == ["Popularity", "ItemKNN", "EASE", "MF-BPR", "AGREE", "CFGAN"]
-    assert [s.name for s in specs.values() if s.neural] == ["MF-BPR", "AGREE", "CFGAN"]
+    assert list(specs) == ["Popularity", "ItemKNN", "EASE", "MF-BPR", "AGREE", "Consensus", "CFGAN"]
+    assert [s.name for s in specs.values() if s.neural] == ["MF-BPR", "AGREE", "Consensus", "CFGAN"]
     agree = specs["AGREE"].factory(epochs=1)
     assert (agree.d, agree.attention_dim, agree.hidden, agree.lr, agree.n_neg) == (
         32,
@@ -360,6 +361,10 @@ def test_model_specs_train_every_neural_model_with_a_budget_and_patience():
     assert (agree.batch_size, agree.patience) == (2048, 6)
     assert specs["AGREE"].grid == {"user_weight": [1.0], "epochs": [60]}
     assert specs["MF-BPR"].factory(epochs=1).patience == 5
+    consensus = specs["Consensus"].factory(epochs=1)
+    assert (consensus.d, consensus.layers, consensus.n_neg, consensus.patience) == (32, 1, 4, 5)
+    assert consensus.batch_size == 4096
+    assert specs["Consensus"].grid == {"lr": [0.002], "epochs": [60]}
     cfgan = specs["CFGAN"].factory()
     assert (cfgan.hidden, cfgan.s_pm, cfgan.s_zr, cfgan.alpha_zr, cfgan.lr) == (
         (64,),
@@ -374,3 +379,4 @@ def test_model_specs_train_every_neural_model_with_a_budget_and_patience():
     quick = {s.name: s.grid for s in CS.model_specs(quick=True)}
     assert quick["AGREE"] == {"user_weight": [1.0], "epochs": [4]}
     assert quick["CFGAN"] == {"alpha": [1.0], "epochs": [4]}
+    assert quick["Consensus"]["epochs"] == [4]

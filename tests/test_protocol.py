@@ -4,6 +4,7 @@ what it says it drops."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -87,7 +88,7 @@ def test_case_study_selection_and_refit_do_not_depend_on_the_test_file(shop_raw)
 
 
 def test_every_neural_family_stops_early_on_the_same_validation_candidates(shop_raw, monkeypatch):
-    """MF-BPR, AGREE and CFGAN hand the training loop the protocol's validation cases of the
+    """MF-BPR, AGREE, the consensus model and CFGAN hand the training loop the protocol's validation cases of the
     group task, and CFGAN ranks them unfiltered, as select() ranks every model."""
     seen = []
     original = T.ranking_val_fn
@@ -96,21 +97,20 @@ def test_every_neural_family_stops_early_on_the_same_validation_candidates(shop_
         seen.append(cases)
         return original(cases, *args, **kwargs)
 
-    for module in (
-        "grouprec.training",
-        "grouprec.preference",
-        "grouprec.aggregation.agree",
-        "grouprec.gan_recommender.common",
-    ):
-        monkeypatch.setattr(f"{module}.ranking_val_fn", spy)
+    # Wherever a model module imported the validation function, the spy replaces it.
+    for name, module in list(sys.modules.items()):
+        if name.startswith("grouprec") and getattr(module, "ranking_val_fn", None) is original:
+            monkeypatch.setattr(module, "ranking_val_fn", spy)
     ds = P.validation_data(P.training_data(shop_raw), seed=0)
     specs = {s.name: s for s in CS.model_specs(quick=True)}
-    for name in ("MF-BPR", "AGREE", "CFGAN"):
+    neural = [s.name for s in specs.values() if s.neural]
+    assert neural == ["MF-BPR", "AGREE", "Consensus", "CFGAN"]
+    for name in neural:
         model = specs[name].factory(seed=0).fit(ds, "group")
         assert model.history_.best_epoch is not None, name  # it stopped on validation
         if name == "CFGAN":
             assert not model.filter_consumed
-    assert len(seen) == 3
+    assert len(seen) == len(neural)
 
     def rows(cases):  # the cases as sorted rows (entity, item, negatives...): order aside
         table = np.column_stack([cases.entity, cases.item, cases.negatives])
