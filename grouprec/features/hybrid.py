@@ -4,12 +4,12 @@
 :class:`~grouprec.features.ItemFeaturizer`) to a vector in the users' space, and
 :class:`HybridMF` scores a pair as
 
-    ŷ_ui = p_u · q_i + β_i,     q_i = g_θ(f_i) + m_i e_i,     β_i = w_βᵀ f_i + m_i b_i,
+    ŷ_ui = p_u · q_i + β_i,     q_i = enc_θ(f_i) + o_i v_i,     β_i = w_βᵀ f_i + o_i b_i,
 
-where ``e_i`` and ``b_i`` are an optional free vector and bias per item (a correction on top of
-the content, as in collaborative topic regression, Wang & Blei, 2011) and ``m_i`` is 0 for items
+where ``v_i`` and ``b_i`` are an optional free vector and bias per item (a correction on top of
+the content, as in collaborative topic regression, Wang & Blei, 2011) and ``o_i`` is 0 for items
 that did not exist during training, so those are scored from their features alone. During
-training ``m_i`` is also set to 0 at random, with probability ``id_dropout``, so that the
+training ``o_i`` is also set to 0 at random, with probability ``id_dropout``, so that the
 content path learns to rank on its own (DropoutNet, Volkovs et al., 2017). The user enters
 through ``p_u`` only. :class:`HybridRecommender` trains it with BPR through
 :func:`grouprec.training.fit`, for users or for groups, with negatives drawn from a pool of
@@ -93,16 +93,16 @@ class ItemEncoder(nn.Module):
 class HybridMF(nn.Module):
     """Matrix factorisation whose item vectors come from item features, plus optional free ids.
 
-    ``ŷ_ui = p_u · q_i + β_i`` with ``q_i = g_θ(f_i) + m_i e_i`` and ``β_i = w_βᵀ f_i + m_i b_i``.
+    ``ŷ_ui = p_u · q_i + β_i`` with ``q_i = enc_θ(f_i) + o_i v_i`` and ``β_i = w_βᵀ f_i + o_i b_i``.
 
-    ``m_i`` is 1 for items that existed during training (``known``) and 0 for the others, so a
-    new item is scored from its features alone. In training mode ``m_i`` is also set to 0 with
+    ``o_i`` is 1 for items that existed during training (``known``) and 0 for the others, so a
+    new item is scored from its features alone. In training mode ``o_i`` is also set to 0 with
     probability ``id_dropout``, independently for every item occurrence of a batch, so that the
-    feature path ``g_θ`` learns to rank without the free vectors. Unlike ordinary dropout nothing
+    feature path ``enc_θ`` learns to rank without the free vectors. Unlike ordinary dropout nothing
     is rescaled: a dropped item is scored exactly as a new item would be.
 
-    With ``n_features = 0`` the model is plain matrix factorisation (``q_i = m_i e_i``); with
-    ``use_ids = False`` it has no free item parameters (``q_i = g_θ(f_i)``).
+    With ``n_features = 0`` the model is plain matrix factorisation (``q_i = o_i v_i``); with
+    ``use_ids = False`` it has no free item parameters (``q_i = enc_θ(f_i)``).
 
     Parameters
     ----------
@@ -115,7 +115,7 @@ class HybridMF(nn.Module):
     hidden : sequence of int
         Hidden widths of the encoder :class:`ItemEncoder`.
     use_ids : bool
-        Learn the free vector ``e_i`` and bias ``b_i`` of each known item.
+        Learn the free vector ``v_i`` and bias ``b_i`` of each known item.
     id_dropout : float
         Probability ``ρ`` of scoring a known item by its features alone during training.
     init_std : float
@@ -209,7 +209,7 @@ class HybridMF(nn.Module):
             self.E = self.b = None
 
     def content_vectors(self, i: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``g_θ(f_i)`` (..., d) and ``w_βᵀ f_i`` (...) of items ``i`` (all items if None)."""
+        """``enc_θ(f_i)`` (..., d) and ``w_βᵀ f_i`` (...) of items ``i`` (all items if None)."""
         if self.encoder is None:
             raise RuntimeError("this model has no item features (n_features=0)")
         if i is None:
@@ -251,12 +251,12 @@ class HybridMF(nn.Module):
             q_i = torch.zeros((*idx.shape, self.P.embedding_dim), dtype=dtype, device=idx.device)
             beta_i = torch.zeros(idx.shape, dtype=dtype, device=idx.device)
         if self.E is not None:
-            m_i = self.known[idx].to(q_i.dtype)  # (...): 0 for items unknown in training
+            o_i = self.known[idx].to(q_i.dtype)  # (...): 0 for items unknown in training
             if self.training and self.id_dropout > 0:
                 keep = torch.rand(idx.shape, device=idx.device) >= self.id_dropout
-                m_i = m_i * keep.to(q_i.dtype)
-            q_i = q_i + m_i[..., None] * self.E(idx)
-            beta_i = beta_i + m_i * self.b(idx)[..., 0]
+                o_i = o_i * keep.to(q_i.dtype)
+            q_i = q_i + o_i[..., None] * self.E(idx)
+            beta_i = beta_i + o_i * self.b(idx)[..., 0]
         return q_i, beta_i
 
     def forward(self, u: Tensor, i: Tensor) -> Tensor:
