@@ -46,6 +46,10 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\mathrm{HR@}K,\ \mathrm{NDCG@}K,\ \mathrm{MRR}$",
         r"$\mathbb{1}[\cdot]$",
         r"$\mathbb{E}[\cdot]$",
+        r"$a$",
+        r"$\boldsymbol{\Omega}$",
+        r"$\omega$",
+        r"$\lambda$",
     ],
     "03_backprop": [
         r"$B$",
@@ -120,6 +124,7 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\mathrm{HR@}K,\ \mathrm{NDCG@}K,\ \mathrm{MRR}$",
         r"$\operatorname{agg}$",
         r"$\alpha_{gu}$",
+        r"$\omega$",
     ],
     "10_large_models": [
         r"$\mathbf{p}_u,\ \mathbf{q}_i \in \mathbb{R}^{d}$",
