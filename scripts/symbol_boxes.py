@@ -87,6 +87,7 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\mathbf{v}_i,\ o_i$",
         r"$b_i$",
         r"$\rho$",
+        r"$\mathbf{x}_i$",
     ],
     "06_group_aggregation": [
         r"$\mathcal{M}_g \subseteq \mathcal{U}$",
@@ -129,9 +130,15 @@ CHAPTERS: dict[str, list[str]] = {
     "10_large_models": [
         r"$\mathbf{p}_u,\ \mathbf{q}_i \in \mathbb{R}^{d}$",
         r"$\mathbf{f}_i$",
+        r"$\mathbf{x}_i$",
         r"$\operatorname{enc}_\theta$",
         r"$\hat{y}_{ui},\ \hat{y}_{gi},\ \hat{y}_{ei}$",
         r"$B$",
+        r"$\theta$",
+        r"$\eta$",
+        r"$N,\ r$",
+        r"$\mathcal{S}_r,\ b_r$",
+        r"$\epsilon_{32}$",
     ],
 }
 
