@@ -41,12 +41,11 @@ from torch import Tensor, nn
 
 from grouprec.aggregation.agree import JointBatches, agree_step_loss
 from grouprec.base import SCORE_CELLS, BaseRecommender
+from grouprec.checks import check_id_tensor, check_size
 from grouprec.constants import DEFAULT_SEED
 from grouprec.data import GroupDataset, Interactions
 from grouprec.training import (
     History,
-    check_id_tensor,
-    check_size,
     fit,
     ranking_val_fn,
     seed_everything,
