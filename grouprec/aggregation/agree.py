@@ -28,15 +28,19 @@ in Artificial Intelligence (UAI)*, 452-461.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
-from functools import partial
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from grouprec.aggregation._common import _CELLS, _size_chunks
+from grouprec.aggregation._common import (
+    _CELLS,
+    _size_chunks,
+    joint_as_task,
+    joint_scorer,
+    start_joint_fit,
+    train_joint,
+)
 from grouprec.aggregation.agree_network import AGREE, JointBatches, agree_step_loss
 from grouprec.base import BaseRecommender
 from grouprec.checks import check_ids, check_members, check_size
@@ -45,21 +49,10 @@ from grouprec.data import EvalCases, GroupDataset
 from grouprec.training import (
     History,
     ValFn,
-    fit,
     ranking_val_fn,
-    seed_everything,
-    select_device,
 )
 
 __all__ = ["AGREE", "AGREERecommender", "JointBatches", "agree_step_loss"]
-
-
-def _score_groups(model: AGREE, groups: Tensor, items: Tensor) -> Tensor:
-    return model(groups, items)
-
-
-def _score_users(model: AGREE, users: Tensor, items: Tensor) -> Tensor:
-    return model.score_users(users, items)
 
 
 class AGREERecommender(BaseRecommender):
@@ -191,21 +184,10 @@ class AGREERecommender(BaseRecommender):
         :meth:`fit` hands to :func:`grouprec.training.fit`. :mod:`grouprec.distributed` trains
         from the same pieces with several processes.
         """
-        if task not in ("user", "group"):
-            raise ValueError(f"task must be 'user' or 'group', got {task!r}")
-        self._start_fit(dataset, task)
-        seed_everything(self.seed)  # the initial weights depend on the seed
-        self.model_ = self.build(dataset)
+        batches, val = start_joint_fit(self, dataset, task)
         self.members_, self.mask_ = dataset.member_padded()
-        self.dataset_name_ = dataset.name
-        self.n_users_ = int(dataset.n_users)
-        self.n_groups_ = int(dataset.n_groups)
-        batches = JointBatches(
-            dataset.group_train, dataset.user_train, dataset.n_items, self.n_neg, self.batch_size
-        )
-        val = getattr(dataset, f"{task}_val")
         val_fn = None
-        if val is not None and len(val):
+        if val is not None:
             width = self.members_.shape[1] if task == "group" else 1
             if task == "group":
                 # Cases ordered by group size: each validation batch then pads its member lists
@@ -214,7 +196,7 @@ class AGREERecommender(BaseRecommender):
                 val = EvalCases(val.entity[o], val.item[o], val.negatives[o])
             val_fn = ranking_val_fn(
                 val,
-                score=_score_groups if task == "group" else _score_users,
+                score=joint_scorer(task),
                 batch_size=self._rows(1 + val.negatives.shape[1], width),
             )
         return batches, val_fn
@@ -222,19 +204,7 @@ class AGREERecommender(BaseRecommender):
     def fit(self, dataset: GroupDataset, task: str = "group") -> AGREERecommender:
         """Train on all group and user training pairs; validate on ``task``'s validation cases."""
         batches, val_fn = self.prepare_fit(dataset, task)
-        self.history_: History = fit(
-            self.model_,
-            partial(agree_step_loss, user_weight=self.user_weight),
-            batches,
-            epochs=self.epochs,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            val_fn=val_fn,
-            patience=self.patience,
-            seed=self.seed,
-            progress=self.progress,
-            device=select_device(self.device),
-        )
+        self.history_: History = train_joint(self, batches, val_fn)
         return self
 
     def as_task(self, task: str) -> AGREERecommender:
@@ -248,13 +218,7 @@ class AGREERecommender(BaseRecommender):
         ----------
         task : {"user", "group"}
         """
-        if task not in ("user", "group"):
-            raise ValueError(f"task must be 'user' or 'group', got {task!r}")
-        self._check_fitted()
-        other = copy.copy(self)
-        other.task_ = task
-        other.n_entities_ = self.n_groups_ if task == "group" else self.n_users_
-        return other
+        return joint_as_task(self, task)
 
     def _check_fitted(self) -> AGREE:
         self._check_is_fitted()
