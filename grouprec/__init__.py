@@ -7,7 +7,8 @@ onto its modules:
 ========================  ===============================  =========================
 stage                     module                           notebook
 ========================  ===============================  =========================
-data preprocessing        :mod:`grouprec.data`             ``01_data``
+data preprocessing        :mod:`grouprec.data`,
+                          :mod:`grouprec.synthetic`        ``01_data``
 evaluation                :mod:`grouprec.metrics`,
                           :mod:`grouprec.evaluation`,
                           :mod:`grouprec.protocol`,
@@ -23,6 +24,12 @@ case study                :mod:`grouprec.case_study`       ``09_case_study``
 large models              :mod:`grouprec.features`,
                           :mod:`grouprec.synthetic_text`   ``10_large_models``
 ========================  ===============================  =========================
+
+Every stage shares :mod:`grouprec.training` (the one training loop: :func:`~grouprec.training.fit`,
+early stopping, devices and seeds, checkpoints), :mod:`grouprec.checks` (the argument checks) and
+:mod:`grouprec.constants`. Packages that hold more than one idea (``data``, ``scratch``,
+``synthetic``, ``training``, ``features``, ``aggregation``, ``gan_recommender``) re-export their
+public names, so ``from grouprec.training import fit`` works whatever module holds ``fit``.
 
 Every model class subclasses :class:`grouprec.base.BaseRecommender` (also importable from
 :mod:`grouprec.evaluation`): ``fit``, ``score``, ``score_all``, ``recommend``, ``get_params``,

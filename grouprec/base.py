@@ -15,8 +15,9 @@
   raises :class:`NotFittedError` ("call fit first"). ``fit`` records ``task_``,
   ``n_entities_`` and ``n_items_`` (:meth:`_start_fit`), which the id checks and
   :meth:`score_all` need;
-* **ids** are checked at the public boundary by one helper, :func:`check_ids`: a negative id,
-  one beyond the fitted range or a non-integer array raises ``ValueError`` naming the argument;
+* **ids** are checked at the public boundary by one helper, :func:`grouprec.checks.check_ids`: a
+  negative id, one beyond the fitted range or a non-integer array raises ``ValueError`` naming
+  the argument;
 * **ranking**: :meth:`score_all` (the scores of every item, built on ``score`` in batches unless
   a model has a faster one) and :meth:`recommend` (the top-k item ids of each entity, ties to
   the lower item id, optionally without the items an entity consumed in training).
@@ -34,11 +35,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from grouprec.checks import check_ids, check_size, check_training_ids
 from grouprec.constants import TASKS
 from grouprec.data import GroupDataset
-from grouprec.training import check_size
 
-__all__ = ["BaseRecommender", "NotFittedError", "check_ids"]
+__all__ = ["BaseRecommender", "NotFittedError"]
 
 # Scores computed per call to ``score`` by the default ``score_all`` and by ``recommend``: at
 # most this many (entity, item) pairs, the same budget as :mod:`grouprec.evaluation`'s batches.
@@ -47,72 +48,6 @@ SCORE_CELLS = 1 << 22
 
 class NotFittedError(RuntimeError):
     """A model was asked for scores before ``fit``."""
-
-
-def check_ids(
-    entities: np.ndarray,
-    items: np.ndarray | None,
-    n_entities: int,
-    n_items: int,
-    task: str,
-    *,
-    name: str = "entities",
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Check ids before scoring: ``entities`` (n,) and ``items`` (n, c) (or None), as int64.
-
-    Raises ``ValueError`` naming the argument (``name`` for the first one, ``items`` for the
-    second), its expected shape, dtype or range, and what it got: ids must be integers (an
-    empty array may have any dtype), ``entities`` must lie in ``0..n_entities - 1`` and
-    ``items`` in ``0..n_items - 1``.
-    """
-    entities = _integer_ids(name, entities)
-    if entities.ndim != 1:
-        raise ValueError(f"{name} must have shape (n,), got {entities.shape}")
-    if entities.size and (entities.min() < 0 or entities.max() >= n_entities):
-        raise ValueError(
-            f"{name} must lie in 0..{n_entities - 1} ({task} ids), "
-            f"got {entities.min()}..{entities.max()}"
-        )
-    if items is None:
-        return entities, None
-    items = _integer_ids("items", items)
-    if items.ndim != 2 or items.shape[0] != entities.shape[0]:
-        raise ValueError(
-            f"entities must have shape (n,) and items must have shape (n, c) with the same n; "
-            f"got entities {entities.shape} and items {items.shape}"
-        )
-    if items.size and (items.min() < 0 or items.max() >= n_items):
-        raise ValueError(f"items must lie in 0..{n_items - 1}, got {items.min()}..{items.max()}")
-    return entities, items
-
-
-def _check_training_ids(dataset: GroupDataset) -> None:
-    """Raise ``ValueError`` naming the table if a training pair holds an id out of range.
-
-    Checked once, on the NumPy arrays, where ``fit`` receives them: the training steps then look
-    ids up without checking them (a check there would wait for the device at every step).
-    """
-    if not isinstance(dataset, GroupDataset):  # a stand-in holding only what a model reads
-        return
-    for kind in TASKS:
-        pairs = dataset.train(kind)
-        sizes = {"entity": dataset.n_entities(kind), "item": dataset.n_items}
-        for what, n in sizes.items():
-            ids = np.asarray(getattr(pairs, what))
-            if ids.size and (ids.min() < 0 or ids.max() >= n):
-                raise ValueError(
-                    f"dataset.{kind}_train.{what} holds ids {ids.min()}..{ids.max()}, outside "
-                    f"0..{n - 1} ({dataset.name!r}: n_{'items' if what == 'item' else kind + 's'}"
-                    f" = {n})"
-                )
-
-
-def _integer_ids(name: str, ids: Any) -> np.ndarray:
-    """``ids`` as an int64 array; ``ValueError`` for floats, booleans and other non-integers."""
-    arr = np.asarray(ids)
-    if arr.dtype.kind not in "iu" and arr.size:
-        raise ValueError(f"{name} must hold integer ids, got dtype {arr.dtype}")
-    return arr.astype(np.int64, copy=False)
 
 
 def _is_default(value: Any, default: Any) -> bool:
@@ -271,12 +206,12 @@ class BaseRecommender:
         self.task_ = task
         self.n_entities_ = int(dataset.n_entities(task))
         self.n_items_ = int(dataset.n_items)
-        _check_training_ids(dataset)
+        check_training_ids("dataset", dataset)
 
     def _check_ids(self, entities, items=None) -> tuple[np.ndarray, np.ndarray | None]:
         """:func:`check_ids` against the fitted id ranges, after checking the model is fitted."""
         self._check_is_fitted()
-        return check_ids(entities, items, self.n_entities_, self.n_items_, self.task_)
+        return check_ids("entities", entities, items, self.n_entities_, self.n_items_, self.task_)
 
     # -- the interface ---------------------------------------------------------------------------
     def fit(self, dataset: GroupDataset, task: str) -> BaseRecommender:

@@ -31,7 +31,8 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from grouprec.base import BaseRecommender, check_ids
+from grouprec.base import BaseRecommender
+from grouprec.checks import check_choice, check_fraction, check_ids
 from grouprec.constants import TASKS
 from grouprec.data import GroupDataset
 
@@ -55,20 +56,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _check_task(task: str) -> str:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    return task
-
-
-def _check_alpha(alpha: float) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
-        raise TypeError(f"alpha must be a number in [0, 1], got {alpha!r}")
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
-    return float(alpha)
-
-
 def member_mean(dataset: GroupDataset) -> sp.csr_matrix:
     """Averaging matrix A (n_groups, n_users): ``A[g, u] = 1 / |g|`` for each distinct member u."""
     rows = np.repeat(np.arange(dataset.n_groups), dataset.group_sizes)
@@ -83,8 +70,8 @@ def history(dataset: GroupDataset, task: str, alpha: float = 1.0) -> sp.csr_matr
     """Each entity's history (n_entities, n_items): its training row, or for groups the mix
     ``alpha * x_g + (1 - alpha) * mean of the members' rows``.
     """
-    _check_task(task)
-    alpha = _check_alpha(alpha)
+    check_choice("task", task, TASKS)
+    alpha = check_fraction("alpha", alpha)
     X_u = dataset.train_matrix("user").astype(np.float64)  # (U, I)
     if task == "user":
         if alpha != 1.0:
@@ -256,7 +243,7 @@ class _HistoryModel(BaseRecommender):
     """A model whose scores for every (entity, item) pair are computed once, at fit time."""
 
     def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = _check_alpha(alpha)
+        self.alpha = check_fraction("alpha", alpha)
 
     def _scores(self, dataset: GroupDataset, task: str) -> np.ndarray:
         raise NotImplementedError

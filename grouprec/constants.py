@@ -22,5 +22,8 @@ COL_ENTITY = "entity"
 COL_ITEM = "item"
 COL_RATING = "rating"
 
+#: Columns of the item attribute table (``itemAttributes.tsv``).
+ATTRIBUTE_COLUMNS = ("item", "category", "tags", "price", "description")
+
 #: Datasets the package knows by name (folders inside the data directory).
 KNOWN_DATASETS = ("camra2011", "mafengwo")

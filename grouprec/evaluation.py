@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from grouprec import metrics as M
 from grouprec.base import SCORE_CELLS, BaseRecommender, NotFittedError
+from grouprec.checks import check_choice, check_disjoint
 from grouprec.constants import DEFAULT_KS, TASKS
 from grouprec.data import EvalCases, GroupDataset
 
@@ -111,7 +112,7 @@ class ConsumedFilter(BaseRecommender):
         return out
 
     def _remember(self, dataset: GroupDataset, task: str) -> None:
-        _check_choice(task, "task", TASKS)
+        check_choice("task", task, TASKS)
         self._start_fit(dataset, task)
         self.consumed_ = dataset.train_matrix(task).tocsr()  # (n_entities, I) binary
 
@@ -196,12 +197,6 @@ def score_all_items(
     return out
 
 
-def _check_choice(value: str, name: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
-    return value
-
-
 def _known_positives(dataset: GroupDataset, task: str, split: str) -> sp.csr_matrix:
     """Items an entity is known to have: training items, plus validation items for the test."""
     known = dataset.train_matrix(task)
@@ -220,23 +215,6 @@ def _relevant_matrix(cases: EvalCases, entities: np.ndarray, n_items: int) -> sp
     rel.sum_duplicates()
     rel.data[:] = 1.0
     return rel
-
-
-def _check_disjoint(
-    relevant: sp.csr_matrix, known: sp.csr_matrix, entities: np.ndarray, task: str, split: str
-) -> None:
-    """Full ranking excludes known items, so a held-out item that is also known is an error."""
-    overlap = sp.csr_matrix(relevant.multiply(known))
-    overlap.eliminate_zeros()
-    if overlap.nnz:
-        rows, cols = overlap.nonzero()
-        known_as = "training or validation" if split == "test" else "training"
-        raise ValueError(
-            f"{overlap.nnz} held-out pairs of the {task} {split} split are also {known_as} pairs "
-            f"(first: {task} {entities[rows[0]]}, item {cols[0]}). Full ranking leaves out the "
-            "items an entity is known to have, so these pairs cannot be ranked fairly; remove "
-            "them from the training data first, with grouprec.data.remove_test_leakage(dataset)"
-        )
 
 
 def case_metrics(
@@ -264,7 +242,7 @@ def case_metrics(
     pd.DataFrame
         Column ``entity`` (and ``item`` for the sampled protocol), then one column per metric.
     """
-    _check_choice(protocol, "protocol", PROTOCOLS)
+    check_choice("protocol", protocol, PROTOCOLS)
     cases = dataset.cases(task, split)
     if len(cases) == 0:
         raise ValueError(f"the {split} split of the {task} task has no cases to evaluate")
@@ -276,7 +254,7 @@ def case_metrics(
     entities = np.unique(cases.entity)  # (E,)
     relevant = _relevant_matrix(cases, entities, dataset.n_items)  # (E, I)
     known = _known_positives(dataset, task, split)[entities]  # (E, I)
-    _check_disjoint(relevant, known, entities, task, split)
+    check_disjoint(task, split, relevant, known, entities)
     step = max(1, _SCORE_CELLS // max(1, dataset.n_items))
     parts = []
     for i in range(0, len(entities), step):

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from grouprec.checks import check_logits
+
 __all__ = [
     "GENERATOR_LOSSES",
     "GanInputs",
@@ -56,15 +58,6 @@ GENERATOR_LOSSES = ("minimax", "non-saturating")
 # --------------------------------------------------------------------------------------------
 # Losses on logits
 # --------------------------------------------------------------------------------------------
-
-
-def _check_logits(name: str, s: Tensor) -> None:
-    if not isinstance(s, Tensor):
-        raise TypeError(f"{name} must be a tensor of logits, got {type(s).__name__}")
-    if not s.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor of logits, got dtype {s.dtype}")
-    if s.numel() == 0:
-        raise ValueError(f"{name} is empty: a loss needs at least one logit")
 
 
 def discriminator_loss(s_real: Tensor, s_fake: Tensor) -> Tensor:
@@ -92,8 +85,8 @@ def discriminator_loss(s_real: Tensor, s_fake: Tensor) -> Tensor:
     Tensor
         A scalar.
     """
-    _check_logits("s_real", s_real)
-    _check_logits("s_fake", s_fake)
+    check_logits("s_real", s_real)
+    check_logits("s_fake", s_fake)
     return F.softplus(-s_real).mean() + F.softplus(s_fake).mean()
 
 
@@ -121,7 +114,7 @@ def generator_loss(s_fake: Tensor, kind: str = "non-saturating") -> Tensor:
     Tensor
         A scalar.
     """
-    _check_logits("s_fake", s_fake)
+    check_logits("s_fake", s_fake)
     if kind == "minimax":
         return -F.softplus(s_fake).mean()
     if kind == "non-saturating":

@@ -37,6 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from grouprec.checks import check_choice, check_counts, check_ks, check_metric_names
 from grouprec.constants import DEFAULT_KS
 
 __all__ = [
@@ -112,57 +113,14 @@ def _as_mask(x, name: str, shape: tuple[int, ...]) -> np.ndarray:
     return arr
 
 
-def _check_ties(ties: str) -> str:
-    if ties not in TIES:
-        raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
-    return ties
-
-
-def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
-    if isinstance(ks, (int, np.integer)):
-        ks = (ks,)
-    out = tuple(ks)
-    for k in out:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"ks must hold positive integers, got {k!r} in {out!r}")
-    if not out:
-        raise ValueError("ks must name at least one cut-off")
-    return tuple(int(k) for k in out)
-
-
-def _check_metrics(metrics: str | Sequence[str]) -> tuple[str, ...]:
-    if metrics == "all":
-        return ALL_METRICS
-    if isinstance(metrics, str):
-        metrics = (metrics,)
-    out = tuple(metrics)
-    for m in out:
-        if m not in ALL_METRICS:
-            raise ValueError(f"metrics must be 'all' or a subset of {ALL_METRICS}, got {m!r}")
-    if not out:
-        raise ValueError("metrics must name at least one metric")
-    return tuple(m for m in ALL_METRICS if m in out)
-
-
 def metric_names(
     ks: Iterable[int] = DEFAULT_KS, metrics: str | Sequence[str] = DEFAULT_METRICS
 ) -> list[str]:
     """Column names of a results table, in order: each family at each K, K by K, then MRR."""
-    ks = _check_ks(ks)
-    metrics = _check_metrics(metrics)
+    ks = check_ks("ks", ks)
+    metrics = check_metric_names("metrics", metrics, ALL_METRICS)
     names = [f"{m}@{k}" for k in ks for m in metrics if m != "MRR"]
     return names + (["MRR"] if "MRR" in metrics else [])
-
-
-def _check_counts(g, t) -> tuple[np.ndarray, np.ndarray]:
-    g = np.asarray(g)
-    t = np.asarray(t)
-    for name, arr in (("g", g), ("t", t)):
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise TypeError(f"{name} must hold integer counts, got dtype {arr.dtype}")
-        if arr.size and arr.min() < 0:
-            raise ValueError(f"{name} must be non-negative, got minimum {arr.min()}")
-    return np.broadcast_arrays(g.astype(np.int64), t.astype(np.int64))
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,7 +162,7 @@ def count_ties(pos_scores, neg_scores, neg_mask=None) -> tuple[np.ndarray, np.nd
 
 def _resolve(g: np.ndarray, t: np.ndarray, ties: str) -> tuple[np.ndarray, np.ndarray]:
     """Bounds are expectations with no tie left: rank g + 1 (optimistic) or g + t + 1."""
-    _check_ties(ties)
+    check_choice("ties", ties, TIES)
     if ties == "optimistic":
         return g, np.zeros_like(t)
     if ties == "pessimistic":
@@ -229,15 +187,15 @@ def hit_at_k(g, t, k: int, ties: str = "expected") -> np.ndarray:
     ``HR@K = P(rank <= K) = clip(K - g, 0, t + 1) / (t + 1)`` for the rank uniform on
     ``{g + 1, ..., g + t + 1}``; the bounds use rank g + 1 (optimistic) or g + t + 1.
     """
-    (k,) = _check_ks(k)
-    g, t = _resolve(*_check_counts(g, t), ties)
+    (k,) = check_ks("ks", k)
+    g, t = _resolve(*np.broadcast_arrays(check_counts("g", g), check_counts("t", t)), ties)
     return np.clip(k - g, 0, t + 1) / (t + 1.0)
 
 
 def ndcg_at_k(g, t, k: int, ties: str = "expected") -> np.ndarray:
     """NDCG@K of one relevant item per case: ``E[1[rank <= K] / log2(rank + 1)]`` (ideal DCG 1)."""
-    (k,) = _check_ks(k)
-    g, t = _resolve(*_check_counts(g, t), ties)
+    (k,) = check_ks("ks", k)
+    g, t = _resolve(*np.broadcast_arrays(check_counts("g", g), check_counts("t", t)), ties)
     C = _discount_cumsum(k)  # (k + 1,)
     return (C[np.minimum(g + t + 1, k)] - C[np.minimum(g, k)]) / (t + 1.0)
 
@@ -254,7 +212,7 @@ def recall_at_k(g, t, k: int, ties: str = "expected") -> np.ndarray:
 
 def reciprocal_rank(g, t, ties: str = "expected") -> np.ndarray:
     """Reciprocal rank ``E[1 / rank] = (H[g + t + 1] - H[g]) / (t + 1)``; its mean is MRR."""
-    g, t = _resolve(*_check_counts(g, t), ties)
+    g, t = _resolve(*np.broadcast_arrays(check_counts("g", g), check_counts("t", t)), ties)
     H = _harmonic(int((g + t).max(initial=0)) + 1)
     return (H[g + t + 1] - H[g]) / (t + 1.0)
 
@@ -301,10 +259,10 @@ def sampled_metrics(
     dict
         Keys ``"HR@5"``, ``"NDCG@5"``, ... (one of each family per K, K by K), then ``"MRR"``.
     """
-    ks = _check_ks(ks)
-    metrics = _check_metrics(metrics)
+    ks = check_ks("ks", ks)
+    metrics = check_metric_names("metrics", metrics, ALL_METRICS)
     g, t = count_ties(pos_scores, neg_scores, neg_mask)
-    _check_ties(ties)
+    check_choice("ties", ties, TIES)
     if len(g) == 0 and not per_case:
         raise ValueError("no cases to evaluate: pos_scores is empty")
     out: dict[str, np.ndarray] = {}
@@ -459,9 +417,9 @@ def full_ranking_metrics(
     dict
         Keys as in :func:`sampled_metrics`.
     """
-    ks = _check_ks(ks)
-    ties = _check_ties(ties)
-    metrics = _check_metrics(metrics)
+    ks = check_ks("ks", ks)
+    ties = check_choice("ties", ties, TIES)
+    metrics = check_metric_names("metrics", metrics, ALL_METRICS)
     s = _as_scores(scores, "scores", 2)  # (n, I)
     rel = _as_mask(relevant, "relevant", s.shape)  # (n, I)
     empty = ~rel.any(axis=1)
@@ -506,7 +464,7 @@ def top_k(scores, k: int, exclude=None, seed: int = 0) -> np.ndarray:
     np.ndarray
         Shape (n, k), int64 item ids, best first.
     """
-    (k,) = _check_ks(k)
+    (k,) = check_ks("ks", k)
     s = _as_scores(scores, "scores", 2)  # (n, I)
     banned = np.zeros(s.shape, bool) if exclude is None else _as_mask(exclude, "exclude", s.shape)
     available = (~banned).sum(axis=1)

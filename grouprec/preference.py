@@ -23,12 +23,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from grouprec.base import BaseRecommender
+from grouprec.checks import check_size
 from grouprec.constants import DEFAULT_SEED
 from grouprec.data import GroupDataset
 from grouprec.training import (
     History,
     TripletBatches,
-    check_size,
     explain_bad_ids,
     fit,
     ranking_val_fn,

@@ -37,10 +37,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from grouprec.checks import check_size
 from grouprec.constants import DEFAULT_SEED
 from grouprec.data import FILES, EvalCases, GroupDataset, Interactions, NegativeSampler
 from grouprec.data.sampling import _sample_distinct, sorted_distinct
-from grouprec.training import check_size
 
 __all__ = ["LargeData", "generate_large", "write_large"]
 

@@ -21,8 +21,9 @@ import pytest
 import grouprec
 from grouprec import synthetic
 from grouprec.aggregation import AGREERecommender, ConsensusRecommender, RuleRecommender
-from grouprec.base import BaseRecommender, NotFittedError, check_ids
+from grouprec.base import BaseRecommender, NotFittedError
 from grouprec.baselines import EASE, ItemKNN, Popularity, Random
+from grouprec.checks import check_ids
 from grouprec.data import GroupDataset, load_dataset, split_validation
 from grouprec.evaluation import ConsumedFilter, Recommender
 from grouprec.features import ContentRecommender, HybridRecommender
@@ -402,10 +403,10 @@ def test_default_score_all_batches_the_calls_to_score(dataset, monkeypatch):
 
 
 def test_check_ids_is_the_one_helper():
-    entities, items = check_ids([0, 2], [[1], [0]], 3, 2, "user")
+    entities, items = check_ids("entities", [0, 2], [[1], [0]], 3, 2, "user")
     assert entities.dtype == items.dtype == np.int64
-    assert check_ids(np.array([], dtype=float), None, 3, 2, "user")[0].dtype == np.int64
+    assert check_ids("entities", np.array([], dtype=float), None, 3, 2, "user")[0].dtype == np.int64
     with pytest.raises(ValueError, match="members must hold integer ids, got dtype bool"):
-        check_ids(np.array([True]), None, 3, 2, "user", name="members")
+        check_ids("members", np.array([True]), None, 3, 2, "user")
     with pytest.raises(ValueError, match=r"entities must lie in 0..2 \(user ids\), got 0..3"):
-        check_ids([0, 3], None, 3, 2, "user")
+        check_ids("entities", [0, 3], None, 3, 2, "user")

@@ -75,6 +75,7 @@ from grouprec.gan_recommender import (
     sample_masks,
 )
 from grouprec.preference import MF, BPRRecommender, NeuMF, bpr_step_loss
+from grouprec.training.batches import _batch_size
 
 # Tolerance of CPU/CUDA parity for float32 training runs of a few dozen optimiser steps. The two
 # devices compute the same formulas but sum in different orders (blocked and tree reductions in
@@ -692,7 +693,7 @@ def test_training_steps_make_no_host_synchronisation_on_cuda(toy, model):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += loss.detach().double() * T._batch_size(batch)
+            total += loss.detach().double() * _batch_size(batch)
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert torch.isfinite(total).item()

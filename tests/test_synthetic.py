@@ -14,6 +14,7 @@ from scipy.stats import spearmanr
 from grouprec import synthetic as S
 from grouprec.__main__ import main
 from grouprec.data import load_dataset
+from grouprec.synthetic import files
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "data" / "synthetic_ecommerce"
@@ -372,7 +373,7 @@ def test_write_replaces_an_earlier_output_atomically(tmp_path, small, monkeypatc
     folder = S.write_ecommerce(S.generate_ecommerce(**SMALL, seed=1), tmp_path / "out")
     before = _read_bytes(folder)
     # A failure after some files are written leaves the earlier output intact, and no debris.
-    monkeypatch.setattr(S, "FILES", (*S.FILES, "not_produced.txt"))
+    monkeypatch.setattr(files, "FILES", (*S.FILES, "not_produced.txt"))  # where it is read
     with pytest.raises(KeyError):
         S.write_ecommerce(small, folder)
     monkeypatch.undo()

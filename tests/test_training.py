@@ -12,6 +12,7 @@ from torch import nn
 
 from grouprec import training as T
 from grouprec.data import EvalCases, Interactions, NegativeSampler
+from grouprec.training import devices
 
 # ---------------------------------------------------------------- small helpers
 
@@ -86,9 +87,9 @@ def test_seed_everything_rejects_bad_seed(bad):
 
 def test_select_device_auto_order(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(T, "_mps_available", lambda: False)
+    monkeypatch.setattr(devices, "_mps_available", lambda: False)
     assert T.select_device("auto") == torch.device("cpu")
-    monkeypatch.setattr(T, "_mps_available", lambda: True)
+    monkeypatch.setattr(devices, "_mps_available", lambda: True)
     assert T.select_device("auto") == torch.device("mps")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert T.select_device("auto") == torch.device("cuda")  # CUDA first, then MPS
@@ -99,7 +100,7 @@ def test_select_device_auto_order(monkeypatch):
 def test_select_device_defaults_to_the_cpu_whatever_the_machine_has(monkeypatch, cuda, mps):
     # Results must not depend on whether a GPU is present unless a device is asked for.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    monkeypatch.setattr(T, "_mps_available", lambda: mps)
+    monkeypatch.setattr(devices, "_mps_available", lambda: mps)
     assert T.select_device() == torch.device("cpu")
     assert T.select_device(None) == torch.device("cpu")
     assert T.select_device(torch.device("cpu")) == torch.device("cpu")
@@ -107,7 +108,7 @@ def test_select_device_defaults_to_the_cpu_whatever_the_machine_has(monkeypatch,
 
 def test_select_device_names_a_missing_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(T, "_mps_available", lambda: False)
+    monkeypatch.setattr(devices, "_mps_available", lambda: False)
     with pytest.raises(ValueError, match="'cuda'.*CUDA is not available"):
         T.select_device("cuda")
     with pytest.raises(ValueError, match="'mps'.*MPS is not available"):

@@ -2,8 +2,8 @@
 
 A group recommender often starts from one score per member and candidate item, for example the
 predictions of a user model, and needs one score per item for the group. This chapter
-(``06_group_aggregation``) has three parts, one module each; every public name is importable
-from :mod:`grouprec.aggregation` itself:
+(``06_group_aggregation``) has four parts, in the modules below; every public name is
+importable from :mod:`grouprec.aggregation` itself:
 
 ==================================================  ==========================================
 idea                                                module
@@ -15,9 +15,9 @@ fairness-aware greedy rule), :func:`top_k`,
 :func:`aggregate` and :data:`RULES`
 a static rule over the member scores of any         :mod:`grouprec.aggregation.rule_recommender`
 user-level recommender, :class:`RuleRecommender`
-learned aggregation: :class:`AGREE`,                :mod:`grouprec.aggregation.agree`
-:class:`JointBatches`, :func:`agree_step_loss`,
-:class:`AGREERecommender`
+learned aggregation: :class:`AGREERecommender`;     :mod:`grouprec.aggregation.agree`
+its network :class:`AGREE`, :class:`JointBatches`   :mod:`grouprec.aggregation.agree_network`
+and :func:`agree_step_loss`
 learned consensus over graphs of members, items     :mod:`grouprec.aggregation.consensus`
 and groups: :class:`Consensus`,
 :func:`consensus_graphs`, :class:`ConsensusRecommender`

@@ -29,28 +29,22 @@ Cao, D., He, X., Miao, L., An, Y., Yang, C. and Hong, R. (2018). Attentive group
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Sequence
-from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from grouprec.aggregation.agree import JointBatches, agree_step_loss
+from grouprec.aggregation._common import joint_as_task, joint_scorer, start_joint_fit, train_joint
 from grouprec.base import SCORE_CELLS, BaseRecommender
+from grouprec.checks import check_id_tensor, check_size
 from grouprec.constants import DEFAULT_SEED
 from grouprec.data import GroupDataset, Interactions
 from grouprec.training import (
     History,
-    check_id_tensor,
-    check_size,
-    fit,
     ranking_val_fn,
-    seed_everything,
-    select_device,
 )
 
 #: Names of the sparse matrices :func:`consensus_graphs` returns, with their shapes.
@@ -468,14 +462,6 @@ class Consensus(nn.Module):
         return self.predict(p if single else p[:, None, :], self.Q(items))
 
 
-def _score_groups(model: Consensus, groups: Tensor, items: Tensor) -> Tensor:
-    return model(groups, items)
-
-
-def _score_users(model: Consensus, users: Tensor, items: Tensor) -> Tensor:
-    return model.score_users(users, items)
-
-
 class ConsensusRecommender(BaseRecommender):
     """:class:`Consensus` trained with BPR on group and user data, behind the common interface.
 
@@ -588,39 +574,15 @@ class ConsensusRecommender(BaseRecommender):
 
     def fit(self, dataset: GroupDataset, task: str = "group") -> ConsensusRecommender:
         """Train on all group and user training pairs; validate on ``task``'s validation cases."""
-        if task not in ("user", "group"):
-            raise ValueError(f"task must be 'user' or 'group', got {task!r}")
-        self._start_fit(dataset, task)
-        device = select_device(self.device)
-        seed_everything(self.seed)  # the initial weights depend on the seed
-        self.model_ = self.build(dataset)  # weights drawn on the CPU, then moved by fit
-        self.dataset_name_ = dataset.name
-        self.n_users_ = int(dataset.n_users)
-        self.n_groups_ = int(dataset.n_groups)
-        batches = JointBatches(
-            dataset.group_train, dataset.user_train, dataset.n_items, self.n_neg, self.batch_size
-        )
-        val = getattr(dataset, f"{task}_val")
+        batches, val = start_joint_fit(self, dataset, task)
         val_fn = None
-        if val is not None and len(val):
+        if val is not None:
             val_fn = ranking_val_fn(
                 val,
-                score=_score_groups if task == "group" else _score_users,
+                score=joint_scorer(task),
                 batch_size=max(1, SCORE_CELLS // (self.d * (1 + val.negatives.shape[1]))),
             )
-        self.history_: History = fit(
-            self.model_,
-            partial(agree_step_loss, user_weight=self.user_weight),
-            batches,
-            epochs=self.epochs,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            val_fn=val_fn,
-            patience=self.patience,
-            seed=self.seed,
-            progress=self.progress,
-            device=device,
-        )
+        self.history_: History = train_joint(self, batches, val_fn)
         return self
 
     def as_task(self, task: str) -> ConsensusRecommender:
@@ -629,13 +591,7 @@ class ConsensusRecommender(BaseRecommender):
         Users and groups are learned together, so one fit serves both tasks; the returned
         object shares the network, only what ``score`` scores changes.
         """
-        if task not in ("user", "group"):
-            raise ValueError(f"task must be 'user' or 'group', got {task!r}")
-        self._check_is_fitted()
-        other = copy.copy(self)
-        other.task_ = task
-        other.n_entities_ = self.n_groups_ if task == "group" else self.n_users_
-        return other
+        return joint_as_task(self, task)
 
     def views(self) -> dict[str, np.ndarray]:
         """The trained representations of :meth:`Consensus.views`, as float32 arrays."""

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from grouprec.aggregation._common import _check_members, _size_chunks
+from grouprec.aggregation._common import _size_chunks
 from grouprec.aggregation.rules import RULES, aggregate
 from grouprec.base import BaseRecommender
+from grouprec.checks import check_members
 from grouprec.constants import DEFAULT_SEED
 from grouprec.data import GroupDataset
 
@@ -302,7 +303,7 @@ class RuleRecommender(BaseRecommender):
             Shape (|members|,), bool: who took part in the aggregation.
         """
         self._check_is_fitted()
-        ids, items = _check_members(members, items, self.n_users_, self.n_items_)
+        ids, items = check_members("members", members, items, self.n_users_, self.n_items_)
         r, say = self._member_matrix(ids[None], np.ones((1, len(ids)), bool), items[None])
         key = np.array([-1 if group is None else int(group)], dtype=np.int64)
         R = self._aggregate(r, say, key, items[None])

@@ -51,6 +51,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from grouprec.checks import check_threshold, check_top_k
+
 #: An array of either kind; a function returns the kind it was given.
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 #: A mask may be of either kind, whatever the kind of the scores.
@@ -150,24 +152,6 @@ def _as_batch(scores: Array, mask: AnyArray | None) -> _Batch:
         )
     n = m.sum(1).to(r.dtype)  # (G,)
     return _Batch(r=r, m=m, n=n, is_numpy=is_numpy, single=single)
-
-
-def _check_threshold(threshold: float) -> float:
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        raise TypeError(f"threshold must be a number; got {threshold!r}") from None
-    if math.isnan(value):
-        raise ValueError("threshold must be a number; got nan")
-    return value
-
-
-def _check_k(k: int, n_items: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_items:
-        raise ValueError(
-            f"k must be an integer between 1 and the number of items {n_items}; got {k!r}"
-        )
-    return int(k)
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,7 +264,7 @@ def average_without_misery(
     array, shape (G, I) or (I,)
         Group scores, :math:`-\\infty` for excluded items.
     """
-    tau = _check_threshold(threshold)
+    tau = check_threshold("threshold", threshold)
     b = _as_batch(scores, mask)
     mean = b.r.sum(1) / b.n[:, None]  # (G, I)
     worst = b.r.masked_fill(~b.m[:, :, None], math.inf).amin(1)  # (G, I)
@@ -373,7 +357,7 @@ def approval(scores: Array, mask: AnyArray | None = None, *, threshold: float) -
     array, shape (G, I) or (I,)
         The number of approving members, as floats.
     """
-    tau = _check_threshold(threshold)
+    tau = check_threshold("threshold", threshold)
     b = _as_batch(scores, mask)
     R = ((b.r >= tau) & b.m[:, :, None]).sum(1)  # (G, I)
     return b.out(R.to(b.r.dtype))
@@ -482,7 +466,7 @@ def plurality_list(scores: Array, mask: AnyArray | None = None, *, k: int | None
     """
     b = _as_batch(scores, mask)
     n_items = b.r.shape[2]
-    ranking = _plurality_list(b, n_items if k is None else _check_k(k, n_items))
+    ranking = _plurality_list(b, n_items if k is None else check_top_k("k", k, n_items))
     return b.out(ranking)
 
 
@@ -507,7 +491,7 @@ def plurality(scores: Array, mask: AnyArray | None = None, *, k: int | None = No
     """
     b = _as_batch(scores, mask)
     G, S, n_items = b.r.shape
-    ranking = _plurality_list(b, n_items if k is None else _check_k(k, n_items))  # (G, k)
+    ranking = _plurality_list(b, n_items if k is None else check_top_k("k", k, n_items))  # (G, k)
     rest = torch.zeros(G, n_items, dtype=b.r.dtype, device=b.r.device)
     return b.out(_list_to_scores(ranking, rest))
 
@@ -573,7 +557,7 @@ def fairness_greedy_list(scores: Array, mask: AnyArray | None = None, *, k: int)
         Item indices, best first.
     """
     b = _as_batch(scores, mask)
-    ranking, _ = _fairness_list(b, _check_k(k, b.r.shape[2]))
+    ranking, _ = _fairness_list(b, check_top_k("k", k, b.r.shape[2]))
     return b.out(ranking)
 
 
@@ -586,7 +570,7 @@ def fairness_greedy(scores: Array, mask: AnyArray | None = None, *, k: int) -> A
     the list. Parameters as in :func:`fairness_greedy_list`; return value as in :func:`average`.
     """
     b = _as_batch(scores, mask)
-    ranking, rho_mean = _fairness_list(b, _check_k(k, b.r.shape[2]))
+    ranking, rho_mean = _fairness_list(b, check_top_k("k", k, b.r.shape[2]))
     return b.out(_list_to_scores(ranking, rho_mean))
 
 
@@ -617,7 +601,7 @@ def top_k(group_scores: Array, k: int | None = None) -> Array:
     if R.is_floating_point() and bool(torch.isnan(R).any()):
         raise ValueError("group_scores contains nan, which has no place in a ranking")
     n_items = R.shape[-1]
-    k = n_items if k is None else _check_k(k, n_items)
+    k = n_items if k is None else check_top_k("k", k, n_items)
     ranking = torch.sort(R, dim=-1, descending=True, stable=True).indices[..., :k]
     return ranking.numpy(force=True) if is_numpy else ranking
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from grouprec.checks import check_choice
 from grouprec.constants import TASKS
 
 # --------------------------------------------------------------------------------------------
@@ -130,15 +131,15 @@ class GroupDataset:
     # -- access by task ----------------------------------------------------------------------
     def n_entities(self, task: str) -> int:
         """Number of users (``task="user"``) or groups (``task="group"``)."""
-        return self.n_users if _check_task(task) == "user" else self.n_groups
+        return self.n_users if check_choice("task", task, TASKS) == "user" else self.n_groups
 
     def train(self, task: str) -> Interactions:
         """Training interactions of the task."""
-        return self.user_train if _check_task(task) == "user" else self.group_train
+        return self.user_train if check_choice("task", task, TASKS) == "user" else self.group_train
 
     def cases(self, task: str, split: str) -> EvalCases:
         """Evaluation cases of the task for ``split`` in {"val", "test"}."""
-        task = _check_task(task)
+        task = check_choice("task", task, TASKS)
         if split not in ("val", "test"):
             raise ValueError(f"split must be 'val' or 'test', got {split!r}")
         out = getattr(self, f"{task}_{split}")
@@ -225,9 +226,3 @@ class GroupDataset:
 
     def _with(self, record: dict, **changes) -> GroupDataset:
         return replace(self, log=self.log + (record,), **changes)
-
-
-def _check_task(task: str) -> str:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    return task

@@ -26,19 +26,16 @@ from torch import Tensor
 
 from grouprec.base import BaseRecommender
 from grouprec.baselines import history
+from grouprec.checks import check_no_new_items, check_size
 from grouprec.constants import TASKS
 from grouprec.data import EvalCases, GroupDataset, Interactions
 from grouprec.features.featurizer import (
     ItemFeaturizer,
-    _check_no_new_items,
     _item_table,
     _new_item_mask,
     normalise_blocks,
 )
 from grouprec.features.hybrid import _distinct_from_pool
-from grouprec.training import (
-    check_size,
-)
 
 
 class ContentRecommender(BaseRecommender):
@@ -77,7 +74,7 @@ class ContentRecommender(BaseRecommender):
         """Build the profiles of every entity of ``task`` and score every item."""
         self._start_fit(dataset, task)
         new = _new_item_mask(self.new_items, dataset.n_items)
-        _check_no_new_items(dataset, task, new)
+        check_no_new_items("new_items", new, dataset, task)
         items = _item_table(dataset)
         self.featurizer_ = copy.deepcopy(self.featurizer or ItemFeaturizer())
         F = self.featurizer_.fit_transform(items, fit_items=np.flatnonzero(~new))  # (I, n_f)

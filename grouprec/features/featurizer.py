@@ -25,13 +25,13 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from grouprec.checks import check_item_table
+from grouprec.constants import ATTRIBUTE_COLUMNS  # noqa: F401  (importable here, where it was defined)
 from grouprec.data import GroupDataset
 
 #: Feature blocks an :class:`ItemFeaturizer` can build, in the order of its columns.
 BLOCKS = ("category", "tags", "price", "text")
 
-#: Columns the item attribute table must have.
-ATTRIBUTE_COLUMNS = ("item", "category", "tags", "price", "description")
 
 _PRICE_MODES = ("zscore", "bucket", "both")
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
@@ -88,44 +88,12 @@ def inverse_document_frequency(tf: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_items(items: pd.DataFrame, blocks: Sequence[str]) -> pd.DataFrame:
-    if not isinstance(items, pd.DataFrame):
-        raise TypeError(f"items must be a pandas DataFrame, got {type(items).__name__}")
-    needed = ["item"] + [
+def attribute_columns(blocks: Sequence[str]) -> list[str]:
+    """The columns of the item attribute table that the feature ``blocks`` read, ``item`` first."""
+    return ["item"] + [
         {"category": "category", "tags": "tags", "price": "price", "text": "description"}[b]
         for b in blocks
     ]
-    missing = [c for c in needed if c not in items.columns]
-    if missing:
-        raise ValueError(
-            f"items lacks the column(s) {missing}; it has {list(items.columns)} "
-            f"(expected {list(ATTRIBUTE_COLUMNS)}, as in itemAttributes.tsv)"
-        )
-    ids = items["item"].to_numpy()
-    if not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"items['item'] must hold integer ids, got dtype {ids.dtype}")
-    order = np.argsort(ids, kind="stable")
-    expected = np.arange(len(ids))
-    if not np.array_equal(ids[order], expected):
-        seen = np.zeros(max(len(ids), int(ids.max()) + 1 if len(ids) else 0), dtype=np.int64)
-        np.add.at(seen, ids[ids >= 0], 1)
-        repeated = np.flatnonzero(seen > 1)[:5].tolist()
-        absent = np.flatnonzero(seen[: len(ids)] == 0)[:5].tolist()
-        raise ValueError(
-            f"items['item'] must hold each id 0..{len(ids) - 1} exactly once (one row per item); "
-            f"repeated ids (first 5): {repeated}, missing ids (first 5): {absent}"
-        )
-    if "price" in blocks:
-        price = pd.to_numeric(items["price"], errors="coerce").to_numpy(np.float64)
-        bad = ~(np.isfinite(price) & (price > 0))
-        if bad.any():
-            k = int(np.argmax(bad))
-            value = items["price"].iloc[k]
-            value = value.item() if isinstance(value, np.generic) else value
-            raise ValueError(
-                f"items['price'] must be positive numbers; item {int(ids[k])} has {value!r}"
-            )
-    return items.iloc[order].reset_index(drop=True)
 
 
 def _split_tags(value: Any) -> list[str]:
@@ -248,7 +216,7 @@ class ItemFeaturizer:
         fit_items : array of int, optional
             Item ids whose rows the statistics come from; by default every item.
         """
-        items = _check_items(items, self.blocks)
+        items = check_item_table("items", items, attribute_columns(self.blocks))
         if fit_items is None:
             rows = items
         else:
@@ -313,7 +281,7 @@ class ItemFeaturizer:
     def transform(self, items: pd.DataFrame) -> Tensor:
         """Feature matrix (n_items, n_features), float32; row ``i`` describes item ``i``."""
         self._check_fitted()
-        items = _check_items(items, self.blocks)
+        items = check_item_table("items", items, attribute_columns(self.blocks))
         n = len(items)
         parts = []
         self.unknown_ = {}
@@ -389,24 +357,6 @@ def _new_item_mask(new_items: np.ndarray | None, n_items: int) -> np.ndarray:
     if new.all():
         raise ValueError("new_items lists every item; some items must exist at training time")
     return new
-
-
-def _check_no_new_items(dataset: GroupDataset, task: str, new: np.ndarray) -> None:
-    """Training and validation data must not mention an item that does not exist yet."""
-    train = dataset.train(task)
-    if new[train.item].any():
-        k = int(np.argmax(new[train.item]))
-        raise ValueError(
-            f"new_items holds item {int(train.item[k])}, which has training interactions "
-            f"({task} {int(train.entity[k])}); new items must be absent from training "
-            "(see cold_start_split)"
-        )
-    val = getattr(dataset, f"{task}_val")
-    if val is not None and len(val) and new[val.candidates()].any():
-        raise ValueError(
-            f"the {task} validation cases mention new items (as positives or negatives); "
-            "validate on items that exist at training time (see cold_start_split)"
-        )
 
 
 def _item_table(dataset: GroupDataset) -> pd.DataFrame:

@@ -34,11 +34,11 @@ import torch
 from torch import Tensor, nn
 
 from grouprec.base import BaseRecommender
+from grouprec.checks import check_no_new_items, check_size
 from grouprec.constants import DEFAULT_SEED
 from grouprec.data import GroupDataset, Interactions, NegativeSampler
 from grouprec.features.featurizer import (
     ItemFeaturizer,
-    _check_no_new_items,
     _item_table,
     _new_item_mask,
 )
@@ -46,7 +46,6 @@ from grouprec.preference import bpr_step_loss, score_candidates
 from grouprec.training import (
     History,
     TripletBatches,
-    check_size,
     explain_bad_ids,
     fit,
     ranking_val_fn,
@@ -464,7 +463,7 @@ class HybridRecommender(BaseRecommender):
         self._start_fit(dataset, task)
         n_items = dataset.n_items
         new = _new_item_mask(self.new_items, n_items)
-        _check_no_new_items(dataset, task, new)
+        check_no_new_items("new_items", new, dataset, task)
         exists = np.flatnonzero(~new)
         F = None
         self.featurizer_: ItemFeaturizer | None = None

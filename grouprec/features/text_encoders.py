@@ -50,7 +50,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from grouprec.features.featurizer import ItemFeaturizer, _check_items
+from grouprec.checks import check_item_table, check_texts
+from grouprec.features.featurizer import ItemFeaturizer, attribute_columns
 
 #: How to install what :class:`SentenceEncoder` needs.
 LM_EXTRA = "pip install 'group-recommendation-course[lm]'"
@@ -59,16 +60,6 @@ CACHE_ENV = "GROUPREC_CACHE"
 _CACHE_FORMAT = 1  # bump when the cached arrays change meaning
 _MODELS: dict[tuple[str, str], Any] = {}  # loaded models, shared by copies of an encoder
 _FINGERPRINTS: dict[tuple, str] = {}  # folder fingerprints, keyed by (path, sizes, mtimes)
-
-
-def _check_texts(texts: Iterable[str], name: str = "texts") -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError(f"{name} must be a sequence of str, not one str: {texts[:40]!r}")
-    texts = list(texts)
-    bad = next((k for k, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise TypeError(f"{name}[{bad}] must be a str, got {type(texts[bad]).__name__}")
-    return texts
 
 
 class TextEncoder(ABC):
@@ -82,7 +73,7 @@ class TextEncoder(ABC):
 
     def fit(self, texts: Sequence[str]) -> TextEncoder:
         """Learn from ``texts`` (the default learns nothing)."""
-        _check_texts(texts)
+        check_texts("texts", texts)
         return self
 
     @abstractmethod
@@ -124,7 +115,7 @@ class TfidfEncoder(TextEncoder):
         return pd.DataFrame({"item": np.arange(len(texts)), "description": texts})
 
     def fit(self, texts: Sequence[str]) -> TfidfEncoder:
-        texts = _check_texts(texts)
+        texts = check_texts("texts", texts)
         if not texts:
             raise ValueError("texts is empty; TF-IDF needs documents to count words in")
         self.featurizer_ = ItemFeaturizer(
@@ -138,7 +129,7 @@ class TfidfEncoder(TextEncoder):
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not hasattr(self, "featurizer_"):
             raise RuntimeError("call fit(texts) before encode: TF-IDF learns its vocabulary")
-        texts = _check_texts(texts)
+        texts = check_texts("texts", texts)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         return self.featurizer_.transform(self._table(texts)).numpy()  # (n, V)
@@ -325,7 +316,7 @@ class SentenceEncoder(TextEncoder):
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         start = time.perf_counter()
-        texts = _check_texts(texts)
+        texts = check_texts("texts", texts)
         path = None
         if self.cache_dir is not False:
             folder = Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
@@ -430,7 +421,7 @@ class TextFeaturizer:
 
     def fit(self, items: pd.DataFrame, fit_items: Iterable[int] | None = None) -> TextFeaturizer:
         """Fit the encoder on the descriptions of ``fit_items`` (by default every item)."""
-        items = _check_items(items, ("text",))
+        items = check_item_table("items", items, attribute_columns(("text",)))
         rows = items
         if fit_items is not None:
             ids = np.unique(np.asarray(list(fit_items), dtype=np.int64))
@@ -461,7 +452,7 @@ class TextFeaturizer:
         """Feature matrix (n_items, D), float32; row ``i`` encodes item ``i``'s description."""
         if not hasattr(self, "feature_names_"):
             raise RuntimeError("call fit(items) before transform")
-        items = _check_items(items, ("text",))
+        items = check_item_table("items", items, attribute_columns(("text",)))
         X = self.encoder.encode([str(t) for t in items["description"]])
         return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
 

@@ -17,14 +17,11 @@ from torch import Tensor, nn
 
 from grouprec import gan
 from grouprec.baselines import history
+from grouprec.checks import check_choice, check_number, check_size, check_widths
 from grouprec.constants import DEFAULT_SEED
 from grouprec.data import GroupDataset
 from grouprec.gan_recommender.common import (
     _adam,
-    _check_choice,
-    _check_float,
-    _check_hidden,
-    _check_int,
     _draw_device,
     _GenerativeRecommender,
     _randperm,
@@ -77,8 +74,8 @@ def sample_masks(
     m_pm, m_zr : Tensor
         Float 0/1 masks of the shape and dtype of ``x``.
     """
-    s_pm = _check_float("s_pm", s_pm, 0.0, 1.0)
-    s_zr = _check_float("s_zr", s_zr, 0.0, 1.0)
+    s_pm = check_number("s_pm", s_pm, 0.0, 1.0)
+    s_zr = check_number("s_zr", s_zr, 0.0, 1.0)
     e = x > 0  # (B, I) the row's items
     where = _draw_device(generator, x.device)  # drawn there, then moved to x's device
     k = torch.rand(x.shape, generator=generator, device=where) < s_pm  # (B, I)
@@ -157,9 +154,9 @@ class CFGANGenerator(nn.Module):
     ) -> None:
         super().__init__()
         self.config = {
-            "n_items": _check_int("n_items", n_items),
-            "hidden": list(_check_hidden("hidden", hidden)),
-            "z_dim": _check_int("z_dim", z_dim, minimum=0),
+            "n_items": check_size("n_items", n_items),
+            "hidden": list(check_widths("hidden", hidden)),
+            "z_dim": check_size("z_dim", z_dim, minimum=0),
         }
         self.n_items, self.z_dim = self.config["n_items"], self.config["z_dim"]
         self.net = _mlp(self.n_items + self.z_dim, self.config["hidden"], self.n_items)
@@ -212,8 +209,8 @@ class CFGANDiscriminator(nn.Module):
     def __init__(self, n_items: int, hidden: Sequence[int] = (64,)) -> None:
         super().__init__()
         self.config = {
-            "n_items": _check_int("n_items", n_items),
-            "hidden": list(_check_hidden("hidden", hidden)),
+            "n_items": check_size("n_items", n_items),
+            "hidden": list(check_widths("hidden", hidden)),
         }
         self.n_items = self.config["n_items"]
         self.net = _mlp(2 * self.n_items, self.config["hidden"], 1)
@@ -332,22 +329,22 @@ class CFGANRecommender(_GenerativeRecommender):
         progress: bool = False,
         callback: Callable[[CFGANRecommender, int], dict[str, float]] | None = None,
     ) -> None:
-        self.hidden = _check_hidden("hidden", hidden)
-        self.hidden_D = None if hidden_D is None else _check_hidden("hidden_D", hidden_D)
-        self.z_dim = _check_int("z_dim", z_dim, minimum=0)
-        self.s_pm = _check_float("s_pm", s_pm, 0.0, 1.0)
-        self.s_zr = _check_float("s_zr", s_zr, 0.0, 1.0)
-        self.alpha_zr = _check_float("alpha_zr", alpha_zr, 0.0, math.inf)
-        self.alpha = _check_float("alpha", alpha, 0.0, 1.0)
-        self.train_rows = _check_choice("train_rows", train_rows, TRAIN_ROWS)
-        self.objective = _check_choice("objective", objective, OBJECTIVES)
-        self.kind = _check_choice("kind", kind, gan.GENERATOR_LOSSES)
-        self.epochs = _check_int("epochs", epochs)
-        self.lr = _check_float("lr", lr, 0.0, math.inf, open_low=True)
-        self.batch_size = _check_int("batch_size", batch_size)
-        self.patience = None if patience is None else _check_int("patience", patience)
+        self.hidden = check_widths("hidden", hidden)
+        self.hidden_D = None if hidden_D is None else check_widths("hidden_D", hidden_D)
+        self.z_dim = check_size("z_dim", z_dim, minimum=0)
+        self.s_pm = check_number("s_pm", s_pm, 0.0, 1.0)
+        self.s_zr = check_number("s_zr", s_zr, 0.0, 1.0)
+        self.alpha_zr = check_number("alpha_zr", alpha_zr, 0.0, math.inf)
+        self.alpha = check_number("alpha", alpha, 0.0, 1.0)
+        self.train_rows = check_choice("train_rows", train_rows, TRAIN_ROWS)
+        self.objective = check_choice("objective", objective, OBJECTIVES)
+        self.kind = check_choice("kind", kind, gan.GENERATOR_LOSSES)
+        self.epochs = check_size("epochs", epochs)
+        self.lr = check_number("lr", lr, 0.0, math.inf, open_low=True)
+        self.batch_size = check_size("batch_size", batch_size)
+        self.patience = None if patience is None else check_size("patience", patience)
         self.filter_consumed = bool(filter_consumed)
-        self.seed = _check_int("seed", seed, minimum=0)
+        self.seed = check_size("seed", seed, minimum=0)
         self.device = device
         self.progress = progress
         if callback is not None and not callable(callback):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from grouprec.base import BaseRecommender
+from grouprec.checks import check_choice
 from grouprec.constants import TASKS
 from grouprec.data import GroupDataset
 from grouprec.training import ranking_val_fn, select_device, train_epochs
@@ -31,40 +32,6 @@ _SCORE_ROWS = 1024
 # --------------------------------------------------------------------------------------------
 # Argument checks
 # --------------------------------------------------------------------------------------------
-
-
-def _check_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_float(
-    name: str, value: Any, low: float, high: float, *, open_low: bool = False
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    inside = (value > low if open_low else value >= low) and value <= high
-    if not inside or math.isnan(value):
-        bracket = "(" if open_low else "["
-        raise ValueError(f"{name} must lie in {bracket}{low}, {high}], got {value!r}")
-    return value
-
-
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
-    return value
-
-
-def _check_hidden(name: str, hidden: Sequence[int]) -> tuple[int, ...]:
-    if isinstance(hidden, (int, np.integer)):
-        hidden = (int(hidden),)
-    hidden = tuple(hidden)
-    if not hidden:
-        raise ValueError(f"{name} must list at least one layer width, got {hidden!r}")
-    return tuple(_check_int(f"{name}[{k}]", w) for k, w in enumerate(hidden))
 
 
 def _adam(params, lr: float) -> torch.optim.Optimizer:
@@ -201,7 +168,7 @@ class _GenerativeRecommender(BaseRecommender):
         return other
 
     def _start_fit(self, dataset: GroupDataset, task: str) -> None:
-        _check_choice("task", task, TASKS)
+        check_choice("task", task, TASKS)
         super()._start_fit(dataset, task)
         self.consumed_ = dataset.train_matrix(task).tocsr()  # (n_entities, I) binary
         self.device_ = select_device(self.device)

@@ -14,12 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from grouprec import gan
+from grouprec.checks import check_choice, check_number, check_size
 from grouprec.constants import DEFAULT_SEED
 from grouprec.data import GroupDataset
 from grouprec.gan_recommender.common import (
-    _check_choice,
-    _check_float,
-    _check_int,
     _GenerativeRecommender,
     _multinomial,
     _randperm,
@@ -236,27 +234,27 @@ class IRGANRecommender(_GenerativeRecommender):
         device: str | None = None,
         progress: bool = False,
     ) -> None:
-        self.d = _check_int("d", d)
-        self.temperature = _check_float("temperature", temperature, 0.0, math.inf, open_low=True)
-        self.n_samples = _check_int("n_samples", n_samples)
-        self.g_steps = _check_int("g_steps", g_steps, minimum=0)
+        self.d = check_size("d", d)
+        self.temperature = check_number("temperature", temperature, 0.0, math.inf, open_low=True)
+        self.n_samples = check_size("n_samples", n_samples)
+        self.g_steps = check_size("g_steps", g_steps, minimum=0)
         self.baseline = bool(baseline)
         if self.baseline and self.n_samples < 2:
             raise ValueError(
                 f"baseline=True needs n_samples >= 2 (the baseline of a draw is the mean cost of "
                 f"the other draws), got n_samples={n_samples!r}"
             )
-        self.kind = _check_choice("kind", kind, gan.GENERATOR_LOSSES)
-        self.pretrain_epochs = _check_int("pretrain_epochs", pretrain_epochs, minimum=0)
-        self.epochs = _check_int("epochs", epochs)
-        self.lr_G = _check_float("lr_G", lr_G, 0.0, math.inf, open_low=True)
-        self.lr_D = _check_float("lr_D", lr_D, 0.0, math.inf, open_low=True)
-        self.batch_size = _check_int("batch_size", batch_size)
-        self.batch_entities = _check_int("batch_entities", batch_entities)
-        self.weight_decay = _check_float("weight_decay", weight_decay, 0.0, math.inf)
-        self.patience = None if patience is None else _check_int("patience", patience)
+        self.kind = check_choice("kind", kind, gan.GENERATOR_LOSSES)
+        self.pretrain_epochs = check_size("pretrain_epochs", pretrain_epochs, minimum=0)
+        self.epochs = check_size("epochs", epochs)
+        self.lr_G = check_number("lr_G", lr_G, 0.0, math.inf, open_low=True)
+        self.lr_D = check_number("lr_D", lr_D, 0.0, math.inf, open_low=True)
+        self.batch_size = check_size("batch_size", batch_size)
+        self.batch_entities = check_size("batch_entities", batch_entities)
+        self.weight_decay = check_number("weight_decay", weight_decay, 0.0, math.inf)
+        self.patience = None if patience is None else check_size("patience", patience)
         self.filter_consumed = bool(filter_consumed)
-        self.seed = _check_int("seed", seed, minimum=0)
+        self.seed = check_size("seed", seed, minimum=0)
         self.device = device
         self.progress = progress
 
