@@ -29,7 +29,7 @@ CHAPTERS: dict[str, list[str]] = {
         r"$c_i$",
         r"$b_i$",
         r"$v_{ui},\ v_{gi}$",
-        r"$\kappa_u$",
+        r"$\psi_u$",
         r"$\xi_i$",
         r"$\tau$",
         r"$w_{gu}$",

@@ -28,7 +28,7 @@ _spec.loader.exec_module(S)
 RETIRED = {
     r"g_\theta": r"\operatorname{enc}_\theta (the item encoder; g is a group)",
     r"g_{uij}": r"\delta_{uij} (the BPR gradient; g is a group)",
-    r"\lambda_u": r"\kappa_u (price sensitivity; \lambda is the L2 weight)",
+    r"\lambda_u": r"\psi_u (price sensitivity; \lambda is the L2 weight)",
     r"m_i": r"o_i (whether an item's free parts are used; m counts negatives)",
 }
 SOURCE_CALLOUT = re.compile(r"```\{admonition\} What the source text gets wrong.*?\n```", re.S)

@@ -39,20 +39,20 @@ experiments in which meaning and wording come apart; the generator's output is n
 a'_u; a taste vector mixing their centroids, and a price sensitivity
 
     p_u = ω_u μ_{a_u} + (1 - ω_u) μ_{a'_u} + σ_p ε_u,   ω_u ~ U(0.5, 1)  (ω_u = 1 without a'_u),
-    λ_u = λ̄ exp(0.5 ζ_u),   ζ_u ~ N(0, 1).
+    ψ_u = ψ̄ exp(0.5 ζ_u),   ζ_u ~ N(0, 1).
 
 *Utility* of item i for user u (the ground truth a model should recover)
 
-    r_ui = p_u·q_i / √d + b_i - λ_u ξ_i.
+    v_ui = p_u·q_i / √d + b_i - ψ_u ξ_i.
 
 *Behaviour* follows the random-utility (logit) model (McFadden, 1974). User u browses
 n_u = clip(round(20 exp(0.5 ζ'_u)), 3, I/2) distinct items, ζ'_u ~ N(0, 1), drawn without
-replacement with probability ∝ exp(r_ui / τ_b). They are computed with the Gumbel-top-k trick
-(Kool et al., 2019): the n_u largest r_ui / τ_b + G_ui, G ~ Gumbel(0, 1).
-The user buys the k_u browsed items of largest r_ui, k_u = 1 + Binomial(n_u - 1, 0.3), and rates
+replacement with probability ∝ exp(v_ui / τ_b). They are computed with the Gumbel-top-k trick
+(Kool et al., 2019): the n_u largest v_ui / τ_b + G_ui, G ~ Gumbel(0, 1).
+The user buys the k_u browsed items of largest v_ui, k_u = 1 + Binomial(n_u - 1, 0.3), and rates
 each purchase from its noisy utility:
 
-    y_ui = 1 + Σ_j 1[r_ui + σ_y ν_ui > t_j],   ν_ui ~ N(0, 1),
+    y_ui = 1 + Σ_j 1[v_ui + σ_y ν_ui > t_j],   ν_ui ~ N(0, 1),
 
 where t_1..t_4 are the 5%, 15%, 40% and 70% quantiles of r + σ_y ν over all purchases (a
 skewed-positive rating distribution, as on real shops).
@@ -64,14 +64,14 @@ for households). Each group has member weights w_g = softmax(η z_g), z_gu ~ N(0
 member tends to lead. The group's utility for item i follows the planted ``rule``
 (Masthoff, 2011):
 
-    average:        R_gi = (1 / |g|) Σ_{u∈g} r_ui
-    least_misery:   R_gi = min_{u∈g} r_ui
-    most_pleasure:  R_gi = max_{u∈g} r_ui
-    weighted:       R_gi = Σ_{u∈g} w_gu r_ui      (a "leader" rule when w_g is concentrated)
+    average:        v_gi = (1 / |g|) Σ_{u∈g} v_ui
+    least_misery:   v_gi = min_{u∈g} v_ui
+    most_pleasure:  v_gi = max_{u∈g} v_ui
+    weighted:       v_gi = Σ_{u∈g} w_gu v_ui      (a "leader" rule when w_g is concentrated)
 
 and the group chooses n_g = 2 + Poisson(4) items drawn without replacement with probability
-∝ exp(R_gi / τ_g) (Gumbel-top-k again; the order of the draws is a Plackett-Luce ranking, kept
-in :attr:`SyntheticData.group_choices`). Group ratings map R_gi + σ_y ν to 1-5 like user ratings,
+∝ exp(v_gi / τ_g) (Gumbel-top-k again; the order of the draws is a Plackett-Luce ranking, kept
+in :attr:`SyntheticData.group_choices`). Group ratings map v_gi + σ_y ν to 1-5 like user ratings,
 with thresholds from the group choices.
 
 *Test split* (leave one out, as in the benchmarks): every user with at least 3 purchases and every

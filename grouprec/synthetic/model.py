@@ -29,7 +29,7 @@ RHO = 0.5  # ρ, correlation of relative price with quality
 S_PRICE = 0.35  # s_price, spread of log price within a category
 LOG_PRICE_MEAN, LOG_PRICE_SD = float(np.log(25.0)), 0.6  # category price levels m_k
 ALPHA = 5.0  # α, Dirichlet concentration of category popularity π
-LAMBDA_BAR = 0.3  # λ̄, median price sensitivity
+LAMBDA_BAR = 0.3  # ψ̄, median price sensitivity
 P_SECOND_CATEGORY = 0.4  # chance that a user has a second favourite category
 BETA_WORDS = 3.0  # β, how strongly an item's latent vector picks its words
 TAU_BROWSE = 1.0  # τ_b, browsing temperature
@@ -91,7 +91,7 @@ class SyntheticData:
     p : np.ndarray
         User taste vectors p_u, shape (U, d).
     lam : np.ndarray
-        User price sensitivities λ_u, shape (U,).
+        User price sensitivities ψ_u, shape (U,).
     user_category : np.ndarray
         Primary category a_u of each user, shape (U,).
     q : np.ndarray
@@ -158,7 +158,7 @@ class SyntheticData:
         return str(self.args["rule"])
 
     def utility(self, users: np.ndarray | None = None) -> np.ndarray:
-        """True utilities r_ui = p_u·q_i/√d + b_i - λ_u ξ_i, shape (len(users), I)."""
+        """True utilities v_ui = p_u·q_i/√d + b_i - ψ_u ξ_i, shape (len(users), I)."""
         users = np.arange(self.n_users) if users is None else np.asarray(users, dtype=np.int64)
         return _utility(self.p[users], self.lam[users], self.q, self.b, self.xi)
 

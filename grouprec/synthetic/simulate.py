@@ -135,7 +135,7 @@ def generate_ecommerce(
     items = _describe_items(rngs["words"], categories, mu, c, q, b, xi, d)
     items.insert(3, "price", price)
 
-    # Users: p_u (a mixture of one or two centroids plus noise) and λ_u.
+    # Users: p_u (a mixture of one or two centroids plus noise) and ψ_u.
     rng = rngs["users"]
     a = rng.choice(K, size=U, p=pi)  # (U,) primary category
     a2 = rng.choice(K, size=U, p=pi)  # (U,) second category, used with probability 0.4
