@@ -11,7 +11,8 @@ PY=.venv/bin/python
     exit 2
 }
 
-# Every chapter named in book/_toc.yml must exist, and every notebook must be a chapter.
+# Every page named in book/_toc.yml must exist, and every notebook (chapter or solutions) must be
+# in it.
 "$PY" - <<'PY'
 import sys
 from pathlib import Path
@@ -35,12 +36,15 @@ toc = yaml.safe_load((book / "_toc.yml").read_text())
 listed = [toc["root"], *files(toc.get("parts", []))]
 missing = [f for f in listed if not any((book / f).with_suffix(s).exists() for s in (".md", ".ipynb"))]
 unlisted = sorted(
-    f"notebooks/{p.stem}" for p in Path("notebooks").glob("*.ipynb") if f"notebooks/{p.stem}" not in listed
+    f"{folder}/{p.stem}"
+    for folder in ("notebooks", "solutions")
+    for p in Path(folder).glob("*.ipynb")
+    if f"{folder}/{p.stem}" not in listed
 )
 for name in missing:
     print(f"book/_toc.yml lists {name}, but neither book/{name}.md nor book/{name}.ipynb exists", file=sys.stderr)
 for name in unlisted:
-    print(f"{name}.ipynb is not a chapter: add it to book/_toc.yml", file=sys.stderr)
+    print(f"{name}.ipynb is not in the book: add it to book/_toc.yml", file=sys.stderr)
 sys.exit(1 if missing or unlisted else 0)
 PY
 

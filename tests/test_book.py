@@ -35,6 +35,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
 NOTEBOOKS = REPO / "notebooks"
+SOLUTIONS = REPO / "solutions"
 HTML = BOOK / "_build" / "html"
 SCREENSHOTS = BOOK / "_build" / "screenshots"
 
@@ -74,10 +75,15 @@ def notebook_stems() -> list[str]:
     return sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
 
 
+def solution_stems() -> list[str]:
+    """The worked solutions, `solutions/NN_name_solutions.ipynb`, one per chapter that has them."""
+    return sorted(path.stem for path in SOLUTIONS.glob("*.ipynb"))
+
+
 def markdown_sources() -> dict[str, str]:
     """Every piece of markdown a reader sees: book/*.md and the notebooks' markdown cells."""
     sources = {str(p.relative_to(REPO)): p.read_text() for p in sorted(BOOK.glob("*.md"))}
-    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+    for path in sorted([*NOTEBOOKS.glob("*.ipynb"), *SOLUTIONS.glob("*.ipynb")]):
         nb = nbformat.read(path, as_version=4)
         for index, cell in enumerate(nb.cells):
             if cell.cell_type == "markdown":
@@ -114,11 +120,39 @@ def test_toc_lists_every_notebook_and_only_existing_pages():
     assert order == sorted(order), f"chapters out of order in book/_toc.yml: {order}"
 
 
-def test_the_book_links_the_notebooks_folder():
-    link = BOOK / "notebooks"
-    assert link.is_symlink() and os.readlink(link) == "../notebooks", (
-        "book/notebooks must be the committed symlink ../notebooks"
+def test_toc_lists_every_solutions_notebook_and_each_chapter_links_its_own():
+    listed = toc_files()
+    pages = {f.removeprefix("solutions/") for f in listed if f.startswith("solutions/")}
+    stems = set(solution_stems())
+    assert not stems - pages, f"solutions missing from book/_toc.yml: {sorted(stems - pages)}"
+    assert not pages - stems, "book/_toc.yml lists solutions that do not exist: " + str(
+        [f"solutions/{p}.ipynb" for p in sorted(pages - stems)]
     )
+    order = [f for f in listed if f.startswith("solutions/")]
+    assert order == sorted(order), f"solutions out of order in book/_toc.yml: {order}"
+    chapters = set(notebook_stems())
+    for stem in sorted(stems):
+        chapter = stem.removesuffix("_solutions")
+        assert stem.endswith("_solutions") and chapter in chapters, (
+            f"solutions/{stem}.ipynb must be named after a chapter: notebooks/<chapter>_solutions"
+        )
+        exercises = [
+            c.source
+            for c in nbformat.read(NOTEBOOKS / f"{chapter}.ipynb", as_version=4).cells
+            if c.cell_type == "markdown" and "## Exercises" in c.source
+        ]
+        link = f"{{doc}}`../solutions/{stem}`"
+        assert exercises and link in exercises[0], (
+            f"the Exercises section of notebooks/{chapter}.ipynb does not link {link}"
+        )
+
+
+def test_the_book_links_the_notebooks_folder():
+    for folder in ("notebooks", "solutions"):
+        link = BOOK / folder
+        assert link.is_symlink() and os.readlink(link) == f"../{folder}", (
+            f"book/{folder} must be the committed symlink ../{folder}"
+        )
 
 
 def test_every_notebook_has_a_references_section():

@@ -19,7 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+# The chapters and their worked solutions.
+NOTEBOOKS = sorted(
+    path
+    for folder in ("notebooks", "solutions")
+    for path in (Path(__file__).resolve().parents[1] / folder).glob("*.ipynb")
+)
 
 # A decimal (3.771, .5 is not used in prose), a whole number with grouped thousands (18,842), or a
 # plain whole number of three or more digits (571). A trailing % is kept to allow percentages.
