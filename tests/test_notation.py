@@ -18,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 
 _spec = importlib.util.spec_from_file_location("symbol_boxes", ROOT / "scripts" / "symbol_boxes.py")
 S = importlib.util.module_from_spec(_spec)
@@ -79,7 +80,7 @@ def test_a_chapter_only_symbol_is_used_by_its_chapters():
                 assert chapter[:2] in local[symbol][1], (chapter, symbol)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.stem)
 def test_retired_symbols_stay_retired(path):
     for text in markdown(path):
         text = SOURCE_CALLOUT.sub("", text)
