@@ -59,8 +59,6 @@ QUOTED_ELSEWHERE: dict[tuple[str, str], str] = {
     ("03_backprop", "101"): "the candidates of a case: the held-out item and 100 negatives",
     ("05_item_features", "130"): "'about 130': the largest price, 128.93, printed in cell 8",
     ("05_item_features", "995"): "Mafengwo's group test cases (checked below)",
-    ("06_group_aggregation", "223,041"): "CAMRa2011 training pairs of the AGREE benchmark, "
-    "111,243 user + 111,798 group pairs (checked below)",
     ("09_case_study", "0.01"): "AGREE's learning rate in grouprec.case_study.model_specs",
     ("09_case_study", "0.005"): "CFGAN's learning rate in grouprec.case_study.model_specs",
 }
@@ -181,15 +179,13 @@ def test_a_contradicting_number_is_caught(tmp_path):
 
 def test_quoted_data_counts(camra, mafengwo):
     """The data counts that the chapters quote without printing them."""
-    from grouprec.data import benchmark_clean, remove_test_leakage, split_validation
+    from grouprec.protocol import training_data
 
-    clean = remove_test_leakage(benchmark_clean(camra))
-    users, groups = clean.train_matrix("user"), clean.train_matrix("group")
+    train = training_data(camra)  # the course's training data: the test file is not read
+    users, groups = train.train_matrix("user"), train.train_matrix("group")
     assert users.shape[0] + groups.shape[0] == 892
     assert len(np.union1d(users.nonzero()[1], groups.nonzero()[1])) == 7625
     assert len(mafengwo.group_test.entity) == 995
-    split = split_validation(clean, seed=0)
-    assert len(split.user_train.entity) + len(split.group_train.entity) == 223_041
 
 
 def test_every_exception_is_still_quoted():
