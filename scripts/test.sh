@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run every test: lint, the unit tests in tests/, nbval over every notebook in notebooks/, and
+# Run every test: lint, the unit tests in tests/, nbval over every notebook in notebooks/ and
+# solutions/, and
 # nbval once more with other numeric kernels (see below).
 # Extra arguments go to pytest alone (e.g. `bash scripts/test.sh -x tests/test_data.py`); the
 # second notebook run is then skipped.
@@ -28,4 +29,4 @@ fi
 # chapters' checks must hold all the same (nbval compares as text only what is exact everywhere).
 echo "== notebooks with other numeric kernels (portable PyTorch kernels, SSE4.2, one thread) =="
 ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 OPENBLAS_CORETYPE=Nehalem \
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$PY" -m pytest notebooks
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$PY" -m pytest notebooks solutions
