@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Run every test: lint, the unit tests in tests/, nbval over every notebook in notebooks/ and
-# solutions/, and
-# nbval once more with other numeric kernels (see below).
+# solutions/, and nbval once more with other numeric kernels (see below).
 # Extra arguments go to pytest alone (e.g. `bash scripts/test.sh -x tests/test_data.py`); the
 # second notebook run is then skipped.
 set -uo pipefail
