@@ -22,7 +22,9 @@ GAN losses                :mod:`grouprec.gan`              ``07_gan_losses``
 GAN recommender           :mod:`grouprec.gan_recommender`  ``08_gan_recommender``
 case study                :mod:`grouprec.case_study`       ``09_case_study``
 large models              :mod:`grouprec.features`,
-                          :mod:`grouprec.synthetic_text`   ``10_large_models``
+                          :mod:`grouprec.synthetic_text`,
+                          :mod:`grouprec.distributed`,
+                          :mod:`grouprec.synthetic_large`  ``10_large_models``
 ========================  ===============================  =========================
 
 Every stage shares :mod:`grouprec.training` (the one training loop: :func:`~grouprec.training.fit`,
