@@ -375,7 +375,7 @@ def run_case_study(
 
             params, _ = select(make, spec.grid, ds, "group", P.SELECTION_METRIC, progress=False)
             chosen = next(model for p, model in built if p == params)
-            refit = _refit_params(spec.factory, chosen, params)
+            refit = refit_params(spec.factory, chosen, params)
             start = time.perf_counter()
             final = factory(**refit).fit(train, "group")
             seconds = time.perf_counter() - start
@@ -443,7 +443,7 @@ def _accepts(factory: Callable, name: str) -> bool:
     return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
-def _refit_params(factory: Callable, model: Recommender, params: dict) -> dict:
+def refit_params(factory: Callable, model: Recommender, params: dict) -> dict:
     """The hyperparameters of the refit: ``params``, with ``epochs`` set to the epoch at which
     ``model`` (fitted during selection) stopped early, when it did and ``factory`` takes it."""
     best_epoch = getattr(getattr(model, "history_", None), "best_epoch", None)

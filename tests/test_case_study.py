@@ -337,12 +337,12 @@ def test_refit_uses_the_best_epoch_of_an_early_stopped_model():
         return None
 
     params = {"d": 16, "epochs": 30}
-    assert CS._refit_params(with_epochs, _Stopped(4), params) == {"d": 16, "epochs": 4}
-    assert CS._refit_params(lambda **p: None, _Stopped(4), {"d": 16}) == {"d": 16, "epochs": 4}
-    assert CS._refit_params(partial(with_epochs, d=4), _Stopped(7), {}) == {"epochs": 7}
-    assert CS._refit_params(without_epochs, _Stopped(4), {"d": 16}) == {"d": 16}
-    assert CS._refit_params(with_epochs, _Stopped(None), params) == params  # no validation
-    assert CS._refit_params(with_epochs, Popularity(), params) == params  # no history
+    assert CS.refit_params(with_epochs, _Stopped(4), params) == {"d": 16, "epochs": 4}
+    assert CS.refit_params(lambda **p: None, _Stopped(4), {"d": 16}) == {"d": 16, "epochs": 4}
+    assert CS.refit_params(partial(with_epochs, d=4), _Stopped(7), {}) == {"epochs": 7}
+    assert CS.refit_params(without_epochs, _Stopped(4), {"d": 16}) == {"d": 16}
+    assert CS.refit_params(with_epochs, _Stopped(None), params) == params  # no validation
+    assert CS.refit_params(with_epochs, Popularity(), params) == params  # no history
     assert params == {"d": 16, "epochs": 30}  # not modified in place
 
 
