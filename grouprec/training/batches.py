@@ -69,8 +69,9 @@ class TripletBatches:
             raise ValueError(f"n_neg must be at least 1, got {n_neg!r}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
-        self.entity = torch.as_tensor(train.entity, dtype=torch.int64)
-        self.item = torch.as_tensor(train.item, dtype=torch.int64)
+        # Copies: the dataset's arrays are read-only, and a tensor sharing them could be written.
+        self.entity = torch.tensor(train.entity, dtype=torch.int64)
+        self.item = torch.tensor(train.item, dtype=torch.int64)
         self.n_items = int(n_items)
         self.n_neg = int(n_neg)
         self.batch_size = int(batch_size)

@@ -47,7 +47,7 @@ def ranking_val_fn(
     """
     if cases is None or len(cases) == 0:
         raise ValueError("cases is empty; call grouprec.data.split_validation(dataset) first")
-    entities = torch.as_tensor(cases.entity, dtype=torch.int64)  # (n,)
+    entities = torch.tensor(cases.entity, dtype=torch.int64)  # (n,), a copy: cases are read-only
     items = torch.as_tensor(cases.candidates(), dtype=torch.int64)  # (n, 1 + m)
 
     def default_score(model: nn.Module, e: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
