@@ -84,6 +84,33 @@ class BaseRecommender:
     _fit_hint = "fit(dataset, task)"
 
     # -- parameters ------------------------------------------------------------------------------
+    def _set_training_params(
+        self,
+        *,
+        epochs: int,
+        lr: float,
+        n_neg: int,
+        batch_size: int,
+        weight_decay: float,
+        patience: int | None,
+        init_std: float,
+        seed: int,
+        device: str | None,
+        progress: bool,
+    ) -> None:
+        """Check and store the arguments every model trained by :func:`grouprec.training.fit`
+        takes, so that each such constructor states them once."""
+        self.epochs = check_size("epochs", epochs)
+        self.lr = lr
+        self.n_neg = check_size("n_neg", n_neg)
+        self.batch_size = check_size("batch_size", batch_size)
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.init_std = init_std
+        self.seed = seed
+        self.device = device
+        self.progress = progress
+
     @classmethod
     def _signature(cls) -> tuple[list[str], str | None]:
         """The constructor's named parameters, and the name of its ``**kwargs`` if any."""

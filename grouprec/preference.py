@@ -322,18 +322,20 @@ class BPRRecommender(BaseRecommender):
             raise ValueError(f"model must be one of {sorted(_MODELS)}, got {model!r}")
         self.model = model
         self.d = check_size("d", d)
-        self.epochs = check_size("epochs", epochs)
-        self.lr = lr
-        self.n_neg = check_size("n_neg", n_neg)
-        self.batch_size = check_size("batch_size", batch_size)
-        self.weight_decay = weight_decay
-        self.patience = patience
         self.hidden = None if hidden is None else tuple(hidden)
         self.item_bias = item_bias
-        self.init_std = init_std
-        self.seed = seed
-        self.device = device
-        self.progress = progress
+        self._set_training_params(
+            epochs=epochs,
+            lr=lr,
+            n_neg=n_neg,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            patience=patience,
+            init_std=init_std,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
 
     @property
     def name(self) -> str:

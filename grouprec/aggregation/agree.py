@@ -139,19 +139,21 @@ class AGREERecommender(BaseRecommender):
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
         self.dropout = float(dropout)
-        self.epochs = check_size("epochs", epochs)
-        self.lr = lr
-        self.n_neg = check_size("n_neg", n_neg)
         if not float(user_weight) >= 0.0:
             raise ValueError(f"user_weight must be a non-negative number, got {user_weight!r}")
         self.user_weight = float(user_weight)
-        self.batch_size = check_size("batch_size", batch_size)
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.init_std = init_std
-        self.seed = seed
-        self.device = device
-        self.progress = progress
+        self._set_training_params(
+            epochs=epochs,
+            lr=lr,
+            n_neg=n_neg,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            patience=patience,
+            init_std=init_std,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
 
     def build(self, dataset: GroupDataset) -> AGREE:
         """A fresh, untrained :class:`AGREE` for the dataset's id spaces and groups."""

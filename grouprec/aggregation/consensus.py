@@ -541,19 +541,21 @@ class ConsensusRecommender(BaseRecommender):
             raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
         self.predictor = predictor
         self.hidden = check_size("hidden", hidden)
-        self.epochs = check_size("epochs", epochs)
-        self.lr = lr
-        self.n_neg = check_size("n_neg", n_neg)
         if not float(user_weight) >= 0.0:
             raise ValueError(f"user_weight must be a non-negative number, got {user_weight!r}")
         self.user_weight = float(user_weight)
-        self.batch_size = check_size("batch_size", batch_size)
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.init_std = init_std
-        self.seed = seed
-        self.device = device
-        self.progress = progress
+        self._set_training_params(
+            epochs=epochs,
+            lr=lr,
+            n_neg=n_neg,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            patience=patience,
+            init_std=init_std,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
 
     def build(self, dataset: GroupDataset, device: torch.device | str | None = None) -> Consensus:
         """A fresh, untrained :class:`Consensus` with the graphs of the dataset's training data."""

@@ -440,16 +440,18 @@ class HybridRecommender(BaseRecommender):
         self.id_dropout = float(id_dropout)
         self.featurizer = featurizer
         self.new_items = None if new_items is None else np.asarray(new_items, dtype=np.int64)
-        self.epochs = check_size("epochs", epochs)
-        self.lr = lr
-        self.n_neg = check_size("n_neg", n_neg)
-        self.batch_size = check_size("batch_size", batch_size)
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.init_std = init_std
-        self.seed = seed
-        self.device = device
-        self.progress = progress
+        self._set_training_params(
+            epochs=epochs,
+            lr=lr,
+            n_neg=n_neg,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            patience=patience,
+            init_std=init_std,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
 
     @property
     def name(self) -> str:
