@@ -31,6 +31,7 @@ from grouprec.training import (
     TripletBatches,
     explain_bad_ids,
     fit,
+    keeps_global_rng,
     ranking_val_fn,
     seed_everything,
     select_device,
@@ -283,7 +284,8 @@ class BPRRecommender(BaseRecommender):
     init_std : float
         Initialisation scale of the embeddings.
     seed : int
-        Seeds the initialisation, the batch order and the negatives.
+        Seeds the initialisation, the batch order and the negatives. ``fit`` gives the
+        caller's global generators back their state (:func:`~grouprec.training.keeps_global_rng`).
     device : str, optional
         Where to train: the CPU by default; ``"cuda"``, ``"mps"`` or ``"auto"`` (a GPU when there
         is one) as :func:`grouprec.training.select_device` reads them. ``score`` takes and
@@ -348,6 +350,7 @@ class BPRRecommender(BaseRecommender):
             return MF(n_entities, n_items, self.d, self.item_bias, self.init_std)
         return NeuMF(n_entities, n_items, self.d, self.hidden, self.init_std)
 
+    @keeps_global_rng
     def fit(self, dataset: GroupDataset, task: str) -> BPRRecommender:
         """Train on ``dataset``'s training pairs for ``task`` ("user" or "group")."""
         self._start_fit(dataset, task)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 import grouprec
 from grouprec import synthetic
@@ -244,6 +246,22 @@ def test_same_seed_same_scores(name, task, dataset, fitted):
     first = all_scores(fitted(name, task), dataset, task)
     second = all_scores(MODELS[name].make().fit(dataset, task), dataset, task)
     np.testing.assert_array_equal(first, second)
+
+
+def _global_draws() -> tuple:
+    """One draw from each global generator (Python, NumPy's legacy one, PyTorch's CPU one)."""
+    return random.random(), np.random.random(), float(torch.rand(()))  # noqa: NPY002
+
+
+@pytest.mark.parametrize(("name", "task"), CASES)
+def test_fit_leaves_the_callers_global_generators_alone(name, task, dataset):
+    # A model's seed fixes its own run; the caller's random numbers after a fit are those it
+    # would have drawn without the fit.
+    random.seed(11), np.random.seed(11), torch.manual_seed(11)  # noqa: NPY002
+    expected = _global_draws()
+    random.seed(11), np.random.seed(11), torch.manual_seed(11)  # noqa: NPY002
+    MODELS[name].make().fit(dataset, task)
+    assert _global_draws() == expected
 
 
 @pytest.mark.parametrize(("name", "task"), CASES)

@@ -236,6 +236,30 @@ def test_fit_is_deterministic_given_the_seed():
     assert loss_a != loss_c
 
 
+def test_a_seeded_fit_gives_the_global_generators_back_their_state():
+    def draws():
+        return random.random(), np.random.random(), float(torch.rand(()))  # noqa: NPY002
+
+    T.seed_everything(5)
+    model = Dot(6, 10)
+    expected = draws()
+    T.seed_everything(5)
+    model = Dot(6, 10)
+    batches = T.TripletBatches(toy_pairs(), 10, n_neg=2, batch_size=4)
+    T.fit(model, bpr, batches, epochs=2, lr=0.05, seed=3, progress=False)
+    assert draws() == expected
+
+
+def test_preserved_rng_restores_after_an_error():
+    T.seed_everything(9)
+    expected = random.random(), float(torch.rand(()))
+    T.seed_everything(9)
+    with pytest.raises(RuntimeError), T.preserved_rng():
+        T.seed_everything(1)
+        raise RuntimeError("inside")
+    assert (random.random(), float(torch.rand(()))) == expected
+
+
 def test_fit_overfits_a_tiny_dataset():
     T.seed_everything(0)
     train = toy_pairs()

@@ -56,7 +56,7 @@ def start_joint_fit(
     """What ``fit`` does before training: the untrained model and its batches.
 
     Checks ``task``, records the fit (``_start_fit``), seeds the global generators with
-    ``recommender.seed`` (the initial weights depend on it), builds ``recommender.model_`` with
+    ``recommender.seed`` (the initial weights depend on it; ``fit`` restores them afterwards), builds ``recommender.model_`` with
     ``recommender.build(dataset)`` and records the id spaces. Returns the joint batches of every
     group and user training pair and the validation cases of ``task`` (None without them).
     """

@@ -49,6 +49,7 @@ from grouprec.data import EvalCases, GroupDataset
 from grouprec.training import (
     History,
     ValFn,
+    keeps_global_rng,
     ranking_val_fn,
 )
 
@@ -92,7 +93,8 @@ class AGREERecommender(BaseRecommender):
     init_std : float
         Initialisation scale of the user and item embeddings.
     seed : int
-        Seeds the initialisation, the batch order, the negatives and dropout.
+        Seeds the initialisation, the batch order, the negatives and dropout. ``fit`` gives the
+        caller's global generators back their state (:func:`~grouprec.training.keeps_global_rng`).
     device : str, optional
         Where to train: the CPU by default; ``"cuda"``, ``"mps"`` or ``"auto"`` (a GPU when there
         is one) as :func:`grouprec.training.select_device` reads them. The scoring methods take
@@ -203,6 +205,7 @@ class AGREERecommender(BaseRecommender):
             )
         return batches, val_fn
 
+    @keeps_global_rng
     def fit(self, dataset: GroupDataset, task: str = "group") -> AGREERecommender:
         """Train on all group and user training pairs; validate on ``task``'s validation cases."""
         batches, val_fn = self.prepare_fit(dataset, task)

@@ -44,6 +44,7 @@ from grouprec.constants import DEFAULT_SEED
 from grouprec.data import GroupDataset, Interactions
 from grouprec.training import (
     History,
+    keeps_global_rng,
     ranking_val_fn,
 )
 
@@ -498,7 +499,8 @@ class ConsensusRecommender(BaseRecommender):
     init_std : float
         Initialisation scale of the embeddings.
     seed : int
-        Seeds the initialisation, the batch order and the negatives.
+        Seeds the initialisation, the batch order and the negatives. ``fit`` gives the
+        caller's global generators back their state (:func:`~grouprec.training.keeps_global_rng`).
     device : str, optional
         Where to train: the CPU by default; ``"cuda"``, ``"mps"`` or ``"auto"`` as
         :func:`grouprec.training.select_device` reads them. The graphs live there too.
@@ -574,6 +576,7 @@ class ConsensusRecommender(BaseRecommender):
             init_std=self.init_std,
         )
 
+    @keeps_global_rng
     def fit(self, dataset: GroupDataset, task: str = "group") -> ConsensusRecommender:
         """Train on all group and user training pairs; validate on ``task``'s validation cases."""
         batches, val = start_joint_fit(self, dataset, task)

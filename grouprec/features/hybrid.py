@@ -48,6 +48,7 @@ from grouprec.training import (
     TripletBatches,
     explain_bad_ids,
     fit,
+    keeps_global_rng,
     ranking_val_fn,
     seed_everything,
     select_device,
@@ -460,6 +461,7 @@ class HybridRecommender(BaseRecommender):
             return "Hybrid"
         return "Features only" if self.use_features else "MF"
 
+    @keeps_global_rng
     def fit(self, dataset: GroupDataset, task: str) -> HybridRecommender:
         """Train on ``dataset``'s training pairs for ``task`` ("user" or "group")."""
         self._start_fit(dataset, task)

@@ -27,7 +27,7 @@ from grouprec.gan_recommender.common import (
     _randperm,
     _weighted_means,
 )
-from grouprec.training import seed_everything
+from grouprec.training import keeps_global_rng, seed_everything
 
 #: What :class:`CFGANRecommender` trains its generator with: the adversarial game, or (as a
 #: control) a plain squared reconstruction error on the very entries the discriminator sees.
@@ -286,7 +286,8 @@ class CFGANRecommender(_GenerativeRecommender):
     filter_consumed : bool
         Score training items ``-inf`` (see :meth:`filtered`).
     seed : int
-        Seeds the initial weights, the batch order, the masks and the noise.
+        Seeds the initial weights, the batch order, the masks and the noise. ``fit`` gives the
+        caller's global generators back their state (:func:`~grouprec.training.keeps_global_rng`).
     device : str, optional
         Where to train: the CPU by default; ``"cuda"``, ``"mps"`` or ``"auto"`` (a GPU when there
         is one) as :func:`grouprec.training.select_device` reads them. The seeded generator of
@@ -376,6 +377,7 @@ class CFGANRecommender(_GenerativeRecommender):
         return torch.from_numpy(M.toarray()).to(self.device_)
 
     # -- training --------------------------------------------------------------------------------
+    @keeps_global_rng
     def fit(self, dataset: GroupDataset, task: str) -> CFGANRecommender:
         """Train on ``dataset``'s training rows for ``task`` ("user" or "group")."""
         self._start_fit(dataset, task)

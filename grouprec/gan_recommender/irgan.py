@@ -24,7 +24,7 @@ from grouprec.gan_recommender.common import (
     _weighted_means,
 )
 from grouprec.preference import MF, BPRRecommender
-from grouprec.training import seed_everything
+from grouprec.training import keeps_global_rng, seed_everything
 
 # --------------------------------------------------------------------------------------------
 # IRGAN
@@ -190,7 +190,8 @@ class IRGANRecommender(_GenerativeRecommender):
     filter_consumed : bool
         Score training items ``-inf``.
     seed : int
-        Seeds the weights, the batch order and the samples.
+        Seeds the weights, the batch order and the samples. ``fit`` gives the
+        caller's global generators back their state (:func:`~grouprec.training.keeps_global_rng`).
     device : str, optional
         Where to train: the CPU by default; ``"cuda"``, ``"mps"`` or ``"auto"`` (a GPU when there
         is one) as :func:`grouprec.training.select_device` reads them. The seeded generator of
@@ -275,6 +276,7 @@ class IRGANRecommender(_GenerativeRecommender):
         s = self.D_(torch.as_tensor(u, device=device), torch.as_tensor(j, device=device))
         return -F.softplus(s) if self.kind == "minimax" else F.softplus(-s)
 
+    @keeps_global_rng
     def fit(self, dataset: GroupDataset, task: str) -> IRGANRecommender:
         """Train on ``dataset``'s training pairs for ``task`` ("user" or "group")."""
         self._start_fit(dataset, task)

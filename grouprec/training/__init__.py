@@ -35,7 +35,8 @@ module                             what it holds
                                    best weights) and :class:`History`
 :mod:`~.batches`                   :class:`TripletBatches` and the batch plumbing of the loop
 :mod:`~.validation`                :func:`ranking_val_fn`
-:mod:`~.devices`                   :func:`seed_everything`, :func:`select_device`,
+:mod:`~.devices`                   :func:`seed_everything`, :func:`preserved_rng`,
+                                   :func:`keeps_global_rng`, :func:`select_device`,
                                    :func:`epoch_to_device`, :func:`explain_bad_ids`
 :mod:`~.checkpoints`               :func:`save_checkpoint`, :func:`read_checkpoint`,
                                    :func:`load_checkpoint`
@@ -50,6 +51,8 @@ from grouprec.training.checkpoints import load_checkpoint, read_checkpoint, save
 from grouprec.training.devices import (
     epoch_to_device,
     explain_bad_ids,
+    keeps_global_rng,
+    preserved_rng,
     seed_everything,
     select_device,
 )
@@ -69,7 +72,9 @@ __all__ = [
     "epoch_to_device",
     "explain_bad_ids",
     "fit",
+    "keeps_global_rng",
     "load_checkpoint",
+    "preserved_rng",
     "ranking_val_fn",
     "read_checkpoint",
     "save_checkpoint",

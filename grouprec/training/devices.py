@@ -1,6 +1,8 @@
 """Seeds and devices: what makes a run reproducible and where it runs.
 
-:func:`seed_everything` seeds every generator a run draws from; :func:`select_device` says where
+:func:`seed_everything` seeds every generator a run draws from, and :func:`preserved_rng` (or the
+decorator :func:`keeps_global_rng`) gives them back their state afterwards, so that a model's
+``seed`` fixes its own run without reseeding the caller's process; :func:`select_device` says where
 training happens (the CPU unless another device is asked for), :func:`epoch_to_device` moves an
 epoch's arrays there in one copy, and :func:`explain_bad_ids` turns a failed embedding lookup
 into an error that names the bad ids.
@@ -8,9 +10,11 @@ into an error that names the bad ids.
 
 from __future__ import annotations
 
+import functools
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -18,7 +22,16 @@ from torch import Tensor, nn
 
 from grouprec.checks import check_id_tensor
 
-__all__ = ["epoch_to_device", "explain_bad_ids", "seed_everything", "select_device"]
+__all__ = [
+    "epoch_to_device",
+    "explain_bad_ids",
+    "keeps_global_rng",
+    "preserved_rng",
+    "seed_everything",
+    "select_device",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @contextmanager
@@ -52,6 +65,38 @@ def seed_everything(seed: int) -> None:
     # Generator; grouprec itself always passes an explicit numpy.random.Generator.
     np.random.seed(seed % 2**32)  # noqa: NPY002
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block, then give the global generators back the state they had before it.
+
+    Python's ``random``, NumPy's legacy global generator and PyTorch's (on the CPU and on every
+    CUDA device in use) are restored, whatever the block seeded or drew. A recommender's ``fit`` runs
+    inside it: its ``seed`` decides its initial weights and its draws, and a notebook's random
+    numbers after the fit are the same as if the fit had not happened.
+    """
+    py_state = random.getstate()
+    np_state = np.random.get_state()  # noqa: NPY002
+    # The CUDA generators exist once CUDA is initialised; before that there is no state to keep.
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)  # noqa: NPY002
+
+
+def keeps_global_rng(fn: F) -> F:
+    """Decorate a function (a recommender's ``fit``) to run inside :func:`preserved_rng`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with preserved_rng():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _mps_available() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
@@ -17,7 +18,7 @@ from grouprec.training.batches import (
     _takes_device,
     _to_device,
 )
-from grouprec.training.devices import seed_everything, select_device
+from grouprec.training.devices import preserved_rng, seed_everything, select_device
 from grouprec.training.early_stopping import History, train_epochs
 from grouprec.training.validation import ValFn
 
@@ -110,7 +111,9 @@ def fit(
         Clip the gradient norm to this value before each step.
     seed : int or None
         Seeds Python, NumPy and PyTorch at the start (dropout, sampling) and the generator passed
-        to ``make_batches``; None leaves the global generators as they are.
+        to ``make_batches``, and gives the global generators back their state at the end
+        (:func:`~grouprec.training.preserved_rng`); None draws from the global generators as
+        they are.
     progress : bool
         Show a ``tqdm`` progress bar over epochs.
     device : str or torch.device, optional
@@ -142,74 +145,76 @@ def fit(
         raise ValueError(f"weight_decay must be non-negative, got {weight_decay!r}")
     if patience is not None and int(patience) < 1:
         raise ValueError(f"patience must be at least 1 or None, got {patience!r}")
-    device = select_device(device)
-    if seed is not None:
-        seed_everything(seed)
-    rng = np.random.default_rng(seed)
-    model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError(f"{type(model).__name__} has no trainable parameters")
-    opt = _make_optimizer(optimizer, params, lr, weight_decay)
-    # A make_batches that takes a device moves each epoch there at once (TripletBatches does);
-    # the batches of any other source are moved one by one.
-    epoch_device = device if _takes_device(batches) else None
-    if prefetch is None:
-        prefetch = device.type != "cpu"
-    ahead = _Prefetcher(
-        lambda epoch: _epoch_batches(batches, epoch, rng, epoch_device),
-        enabled=bool(prefetch) and callable(batches),
-        last=int(epochs),
-    )
-
-    def one_epoch(epoch: int) -> dict[str, float]:
-        model.train()
-        # The statistics stay on the device during the epoch: no step waits for the host.
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        count = 0
-        for batch in ahead(epoch):
-            batch = _to_device(batch, device)  # a no-op for a batch already there
-            loss = loss_fn(model, batch)
-            if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-                raise TypeError(
-                    f"loss_fn must return a scalar tensor, got "
-                    f"{type(loss).__name__} of shape {getattr(loss, 'shape', None)}"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if max_grad_norm is not None:
-                nn.utils.clip_grad_norm_(params, max_grad_norm)
-            opt.step()
-            n = _batch_size(batch)
-            # detach: the running total is a record, not part of any graph to differentiate.
-            total += loss.detach().double() * n
-            count += n
-        if count == 0:
-            raise ValueError(f"batches yielded no batch in epoch {epoch}")
-        if reduce_stats is not None:
-            total, count = reduce_stats(total, count)
-        return {"loss": float(total) / count}  # one device-to-host copy per epoch
-
-    def validate() -> Mapping[str, float]:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            metrics = val_fn(model)
-        model.train(was_training)
-        return metrics
-
-    with ahead:
-        return train_epochs(
-            one_epoch,
-            epochs=epochs,
-            state={"model": model},
-            val_fn=None if val_fn is None else validate,
-            monitor=monitor,
-            patience=patience,
-            min_delta=min_delta,
-            restore_best=restore_best,
-            lr=lr,
-            progress=progress,
-            desc=type(model).__name__,
-            postfix=("loss", monitor),
+    # A seed fixes this run's draws; the caller's global generators get their state back after.
+    with preserved_rng() if seed is not None else contextlib.nullcontext():
+        device = select_device(device)
+        if seed is not None:
+            seed_everything(seed)
+        rng = np.random.default_rng(seed)
+        model.to(device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError(f"{type(model).__name__} has no trainable parameters")
+        opt = _make_optimizer(optimizer, params, lr, weight_decay)
+        # A make_batches that takes a device moves each epoch there at once (TripletBatches does);
+        # the batches of any other source are moved one by one.
+        epoch_device = device if _takes_device(batches) else None
+        if prefetch is None:
+            prefetch = device.type != "cpu"
+        ahead = _Prefetcher(
+            lambda epoch: _epoch_batches(batches, epoch, rng, epoch_device),
+            enabled=bool(prefetch) and callable(batches),
+            last=int(epochs),
         )
+
+        def one_epoch(epoch: int) -> dict[str, float]:
+            model.train()
+            # The statistics stay on the device during the epoch: no step waits for the host.
+            total = torch.zeros((), dtype=torch.float64, device=device)
+            count = 0
+            for batch in ahead(epoch):
+                batch = _to_device(batch, device)  # a no-op for a batch already there
+                loss = loss_fn(model, batch)
+                if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+                    raise TypeError(
+                        f"loss_fn must return a scalar tensor, got "
+                        f"{type(loss).__name__} of shape {getattr(loss, 'shape', None)}"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(params, max_grad_norm)
+                opt.step()
+                n = _batch_size(batch)
+                # detach: the running total is a record, not part of any graph to differentiate.
+                total += loss.detach().double() * n
+                count += n
+            if count == 0:
+                raise ValueError(f"batches yielded no batch in epoch {epoch}")
+            if reduce_stats is not None:
+                total, count = reduce_stats(total, count)
+            return {"loss": float(total) / count}  # one device-to-host copy per epoch
+
+        def validate() -> Mapping[str, float]:
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                metrics = val_fn(model)
+            model.train(was_training)
+            return metrics
+
+        with ahead:
+            return train_epochs(
+                one_epoch,
+                epochs=epochs,
+                state={"model": model},
+                val_fn=None if val_fn is None else validate,
+                monitor=monitor,
+                patience=patience,
+                min_delta=min_delta,
+                restore_best=restore_best,
+                lr=lr,
+                progress=progress,
+                desc=type(model).__name__,
+                postfix=("loss", monitor),
+            )
