@@ -13,30 +13,24 @@ over seeds; :meth:`CaseStudyResult.comparison` tests the best model against the 
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from grouprec import data as D
-from grouprec import fetch
 from grouprec import protocol as P
 from grouprec.aggregation import AGREERecommender, ConsensusRecommender
 from grouprec.baselines import EASE, ItemKNN, Popularity
-from grouprec.constants import DATA_ENV
 from grouprec.evaluation import Recommender, select
 from grouprec.gan_recommender import CFGANRecommender
 from grouprec.preference import BPRRecommender
-from grouprec.training import select_device
 
 METRICS = ("HR@5", "NDCG@5", "HR@10", "NDCG@10")
 
@@ -450,173 +444,3 @@ def refit_params(factory: Callable, model: Recommender, params: dict) -> dict:
     if best_epoch is None or not _accepts(factory, "epochs"):
         return dict(params)
     return {**params, "epochs": int(best_epoch)}
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``python -m grouprec case-study``."""
-    parser.add_argument(
-        "--dataset", required=True, help="dataset name (camra2011, mafengwo) or folder"
-    )
-    parser.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        default=[0, 1, 2],
-        metavar="SEED",
-        help="seeds: one validation split and training run each (default: 0 1 2)",
-    )
-    parser.add_argument("--quick", action="store_true", help="smaller grids, fewer epochs")
-    parser.add_argument("--models", nargs="+", metavar="NAME", help="run only these models")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="where the neural models train: auto (a GPU when there is one, else the CPU), "
-        "cpu, cuda, cuda:N or mps (default: auto)",
-    )
-    parser.add_argument(
-        "--data-dir",
-        help=f"folder holding named datasets (default: ${DATA_ENV}, else ~/.cache/grouprec)",
-    )
-    parser.add_argument(
-        "--no-download",
-        action="store_true",
-        help=f"fail when a named dataset ({', '.join(fetch.DATASETS)}) is missing from the data "
-        "directory, instead of downloading it there (pinned commit, SHA-256 verified)",
-    )
-
-
-def _find_or_fetch(
-    name_or_path: str,
-    data_dir: str | None = None,
-    download: bool = True,
-    progress: bool = True,
-) -> Path:
-    """The folder of dataset ``name_or_path`` for the command line; a missing benchmark is
-    downloaded first.
-
-    A folder path, or a name found in the data directory, is used as it is (see
-    :func:`grouprec.data.find_dataset`). A benchmark name (a key of
-    :data:`grouprec.fetch.DATASETS`) missing from the data directory is downloaded into it with
-    :func:`grouprec.fetch.fetch_dataset` (files at a pinned commit, every SHA-256 checked),
-    unless ``download`` is False; the folder written to is printed first.
-
-    Raises
-    ------
-    FileNotFoundError
-        The dataset is not there and was not (or could not be) downloaded. The message says
-        where it looked, how to point the package at existing files and, when a download
-        failed, why.
-    """
-    try:
-        return D.find_dataset(name_or_path, data_dir)
-    except FileNotFoundError as exc:
-        if str(name_or_path) not in fetch.DATASETS:
-            raise  # an unknown name or a folder path: nothing to download
-        if not download:
-            raise FileNotFoundError(
-                f"{exc}. Nothing was downloaded (--no-download); without it, the files are "
-                f"downloaded into {D.resolve_data_dir(data_dir) / str(name_or_path)}"
-            ) from None
-    name = str(name_or_path)
-    root = D.resolve_data_dir(data_dir)
-    source = fetch.DATASETS[name]
-    size = sum(n_bytes for n_bytes, _ in source.files.values())
-    print(
-        f"{name} is not in the data directory {root}: downloading it into {root / name} "
-        f"({len(source.files)} files, {size / 1e6:.1f} MB, from {source.repo} at commit "
-        f"{source.commit[:10]}, SHA-256 verified; --no-download to stop this)",
-        flush=True,
-    )
-    try:
-        folder = fetch.fetch_dataset(name, data_dir=root, progress=progress)
-    except fetch.FetchError as exc:
-        reason = str(exc).rstrip()
-        reason += "" if reason.endswith(".") else "."
-        hint = (
-            "Or pass --data-dir with that folder."
-            if DATA_ENV in reason
-            else f"If you have the files, set {DATA_ENV} or pass --data-dir with the folder "
-            f"that holds {name}/."
-        )
-        raise FileNotFoundError(
-            f"dataset {name!r} not found: {root / name} does not exist (data directory {root}), "
-            f"and downloading it failed: {reason} {hint}"
-        ) from None
-    print(f"{name}: {len(source.files)} files downloaded and verified in {folder}", flush=True)
-    return folder
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Run ``python -m grouprec case-study`` with parsed ``args``.
-
-    A benchmark missing from the data directory is downloaded first (see
-    :func:`_find_or_fetch`) unless ``args.no_download``; the total time excludes the download.
-    """
-    try:
-        folder = _find_or_fetch(args.dataset, args.data_dir, download=not args.no_download)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        device = select_device(args.device)
-    except ValueError as exc:
-        print(f"error: --device {args.device}: {exc}", file=sys.stderr)
-        return 2
-    print(f"neural models train on: {device}", flush=True)
-    start = time.perf_counter()
-    result = run_case_study(
-        folder, seeds=args.seeds, quick=args.quick, models=args.models, device=str(device)
-    )
-    with pd.option_context("display.width", 140, "display.precision", 4):
-        n_seeds = len(args.seeds)
-        print(
-            f"\ngroup task, {result.dataset}: test metrics of validation-selected models, "
-            f"mean and standard deviation over seeds {list(args.seeds)}"
-        )
-        print("\nas published (tie-aware, listed negatives, no filter):")
-        print(result.table.round(4).to_string())
-        print(
-            f"\ncorrected ({result.dropped} test cases whose pair occurs in training dropped, "
-            "consumed items excluded from the candidates):"
-        )
-        print(result.table_corrected.round(4).to_string())
-        print("\nselected on validation (per seed: hyperparameters, refit epochs):")
-        published = result.per_seed[result.per_seed["reading"] == P.AS_PUBLISHED.name]
-        for model, part in published.groupby("model", sort=False):
-            for _, row in part.iterrows():
-                epochs = (
-                    ""
-                    if pd.isna(row["refit_epochs"])
-                    else f", refit epochs {row['refit_epochs']:.0f}"
-                )
-                print(f"  {model:<10} seed {row['seed']}: {row['params']}{epochs}")
-        if len(result.table) >= 2:
-            for name in result.tables():
-                c = result.comparison(name)
-                verdict = (
-                    f"{c['winner']} is ahead"
-                    if c["winner"]
-                    else "no winner: the difference is within the seeds' spread or the interval"
-                )
-                print(
-                    f"\n{name}, best against runner-up on {c['metric']}: {c['best']} "
-                    f"{c['best_mean']:.4f} vs {c['runner_up']} {c['runner_up_mean']:.4f}; paired "
-                    f"difference {c['difference']:+.4f} (95% interval {c['interval_95'][0]:+.4f} "
-                    f"to {c['interval_95'][1]:+.4f}), seed sd {c['seed_sd']:.4f}: {verdict}"
-                )
-        print(
-            f"\nas published, beside the published figures (which picked their epoch on the "
-            f"test set; ours are means of {n_seeds} seeds selected on validation):"
-        )
-        print(result.goal().round(4).to_string())
-        seconds = result.seconds_per_model()
-        print("\nseconds per model (selection, refit and test; all seeds):")
-        print(seconds.round(1).to_string())
-    total = time.perf_counter() - start
-    print(f"\ntotal time {total:.1f} s")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({**result.to_json(), "total_seconds": total}, handle, indent=2)
-        print(f"wrote {args.json}")
-    return 0

@@ -30,7 +30,9 @@ Launch with ``torchrun`` (backend gloo on CPUs, NCCL on GPUs, chosen from the de
     torchrun --nproc_per_node 2 -m grouprec.distributed --dataset data/large_synthetic
 
 or as one plain process (``python -m grouprec.distributed ...``), which trains without a process
-group. :func:`launch_local` starts N local processes from Python, as torchrun would.
+group; ``torchrun ... -m grouprec ddp --dataset ...`` is the same command (its arguments and
+printing live in :mod:`grouprec.__main__`). :func:`launch_local` starts N local processes from
+Python, as torchrun would.
 
 References
 ----------
@@ -41,16 +43,13 @@ accelerating data parallel training. *Proceedings of the VLDB Endowment*, 13(12)
 
 from __future__ import annotations
 
-import argparse
 import os
 import pickle
 import socket
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,7 +59,6 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from grouprec.aggregation import AGREERecommender, JointBatches, agree_step_loss
-from grouprec.constants import N_NEGATIVES
 from grouprec.data import GroupDataset
 from grouprec.training import ValFn, fit, save_checkpoint, select_device
 
@@ -458,77 +456,15 @@ def launch_local(fn: Callable[..., Any], world_size: int, *args: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m grouprec.distributed``."""
-    defaults = AGREERecommender()
-    p = argparse.ArgumentParser(
-        prog="torchrun --nproc_per_node N -m grouprec.distributed",
-        description="Train AGREE data-parallel (DistributedDataParallel) on a group dataset.",
-    )
-    p.add_argument("--dataset", required=True, help="a dataset name or folder (load_dataset)")
-    p.add_argument("--data-dir", help="folder holding named datasets (default: $GROUPREC_DATA)")
-    p.add_argument("--task", choices=("group", "user"), default="group")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="global batch")
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    # --dim, not --d: torchrun's own parser would take --d for an abbreviation of its options.
-    p.add_argument("--dim", type=int, default=defaults.d, help="embedding width d")
-    p.add_argument("--n-neg", type=int, default=defaults.n_neg)
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    p.add_argument("--no-validation", action="store_true", help="train without validation")
-    p.add_argument(
-        "--val-negatives", type=int, default=N_NEGATIVES, help="negatives per validation case"
-    )
-    p.add_argument("--device", default=None, help="cpu (default), cuda or auto")
-    p.add_argument("--backend", choices=("gloo", "nccl"), help="default: from the device")
-    p.add_argument("--world-size", type=int, help="expected number of processes (a check)")
-    p.add_argument("--checkpoint", help="file rank 0 writes the trained model to")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m grouprec.distributed``; returns the exit code."""
-    from grouprec.data import load_dataset, split_validation
+    """Entry point of ``python -m grouprec.distributed``; returns the exit code.
 
-    args = build_parser().parse_args(argv)
-    try:
-        ctx = init_distributed(args.device, args.backend, args.world_size)
-    except (RuntimeError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    dataset = load_dataset(args.dataset, data_dir=args.data_dir)
-    if not args.no_validation:
-        dataset = split_validation(dataset, seed=args.seed, n_negatives=args.val_negatives)
-    rec = AGREERecommender(
-        d=args.dim,
-        epochs=args.epochs,
-        lr=args.lr,
-        n_neg=args.n_neg,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        device=args.device,
-        progress=not args.quiet,
-    )
-    t0 = time.perf_counter()
-    fit_distributed(
-        rec, dataset, args.task, ctx=ctx, checkpoint=args.checkpoint, optimizer=args.optimizer
-    )
-    seconds = time.perf_counter() - t0
-    if ctx.is_main:
-        pairs = len(dataset.group_train) + len(dataset.user_train)
-        frame = rec.history_.to_frame()
-        print(frame.to_string(float_format=lambda x: f"{x:.4f}"))
-        print(
-            f"{ctx.world_size} process(es), backend {ctx.backend or 'none'}, device "
-            f"{ctx.device}: {len(frame)} epoch(s) of {pairs:,} pairs in {seconds:.1f} s"
-        )
-        if args.checkpoint:
-            print(f"checkpoint: {Path(args.checkpoint)}")
-    if ctx.distributed:
-        dist.destroy_process_group()
-    return 0
+    The arguments and the printing are those of ``python -m grouprec ddp``
+    (:func:`grouprec.__main__.ddp_main`), where every command's command line lives.
+    """
+    from grouprec.__main__ import ddp_main
+
+    return ddp_main(argv)
 
 
 if __name__ == "__main__":

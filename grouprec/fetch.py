@@ -25,11 +25,8 @@ References
 
 from __future__ import annotations
 
-import argparse
-import inspect
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +41,9 @@ __all__ = [
     "ChecksumError",
     "DatasetSource",
     "FetchError",
-    "add_cli_arguments",
     "default_data_dir",
     "fetch_dataset",
     "file_url",
-    "run_cli",
     "verify_dataset",
 ]
 
@@ -323,34 +318,3 @@ def fetch_dataset(
     finally:
         logger.setLevel(level)
     return target
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of ``python -m grouprec fetch`` to ``parser``."""
-    parser.add_argument("name", choices=tuple(DATASETS), help="dataset to download")
-    parser.add_argument(
-        "--data-dir", help=f"folder to download into (default: ${DATA_ENV}, else ~/.cache/grouprec)"
-    )
-    parser.add_argument(
-        "--base-url", help=f"serve the files from this address instead of {DEFAULT_BASE_URL}"
-    )
-    timeout = inspect.signature(fetch_dataset).parameters["timeout"].default
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=timeout,
-        help="seconds per connection (default: %(default)s)",
-    )
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Run ``python -m grouprec fetch`` with parsed ``args``; returns the exit code."""
-    try:
-        folder = fetch_dataset(
-            args.name, data_dir=args.data_dir, base_url=args.base_url, timeout=args.timeout
-        )
-    except FetchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"{args.name}: {len(DATASETS[args.name].files)} files verified in {folder}")
-    return 0

@@ -26,11 +26,9 @@ member and negative lines, whose counts are the number of groups and of test cas
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -292,39 +290,3 @@ def write_large(data: LargeData, folder: str | os.PathLike) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
-
-
-# --------------------------------------------------------------------------------------------
-# Command line: python -m grouprec synthetic-large FOLDER
-# --------------------------------------------------------------------------------------------
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of ``python -m grouprec synthetic-large`` to ``parser``."""
-    import inspect
-
-    parser.add_argument("folder", help="folder to write, e.g. data/large_synthetic")
-    for name, param in inspect.signature(generate_large).parameters.items():
-        kind = float if isinstance(param.default, float) else int
-        parser.add_argument(
-            f"--{name.replace('_', '-')}",
-            type=kind,
-            default=param.default,
-            help=f"see grouprec.synthetic_large.generate_large (default {param.default})",
-        )
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Run ``python -m grouprec synthetic-large`` with parsed ``args``; returns the exit code."""
-    import inspect
-
-    names = inspect.signature(generate_large).parameters
-    t0 = time.perf_counter()
-    data = generate_large(**{name: getattr(args, name) for name in names})
-    folder = write_large(data, args.folder)
-    print(
-        f"wrote {folder}: {data.params['n_users']:,} users, {data.params['n_groups']:,} groups, "
-        f"{data.params['n_items']:,} items, {len(data.user_train):,} user and "
-        f"{len(data.group_train):,} group training pairs in {time.perf_counter() - t0:.1f} s"
-    )
-    return 0

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from grouprec.__main__ import main as grouprec_main
 from grouprec.aggregation import AGREERecommender, JointBatches, agree_step_loss
 from grouprec.data import FILES, load_dataset, split_validation
 from grouprec.distributed import (
@@ -193,12 +194,17 @@ def test_cli_reports_a_wrong_launch(tiny_path, monkeypatch, capsys):
         monkeypatch.delenv(key, raising=False)
     assert main(["--dataset", str(tiny_path), "--world-size", "2"]) == 2
     assert "world_size=2 was asked for" in capsys.readouterr().err
+    assert grouprec_main(["ddp", "--dataset", str(tiny_path), "--world-size", "2"]) == 2
+    assert "world_size=2 was asked for" in capsys.readouterr().err
 
 
-def test_cli_under_torchrun(tiny_path, tmp_path):
+@pytest.mark.parametrize(
+    "module", [["grouprec.distributed"], ["grouprec", "ddp"]], ids=["distributed", "ddp"]
+)
+def test_cli_under_torchrun(module, tiny_path, tmp_path):
     checkpoint = tmp_path / "agree.pt"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    command += ["-m", "grouprec.distributed", "--dataset", str(tiny_path), "--epochs", "1"]
+    command += ["-m", *module, "--dataset", str(tiny_path), "--epochs", "1"]
     command += [
         "--batch-size",
         "64",
@@ -247,6 +253,19 @@ def test_generated_files_load_with_their_sizes(tiny_path):
             (e, i) in positives for e, row in zip(cases.entity, neg, strict=True) for i in row
         )
     assert (tiny_path / MANIFEST).is_file()
+
+
+def test_command_line_writes_what_the_generator_writes(tmp_path, capsys):
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in TINY.items()]
+    assert grouprec_main(["synthetic-large", str(tmp_path / "cli"), *flags]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {tmp_path / 'cli'}: 60 users, 20 groups, 40")
+    expected = write_large(generate_large(**TINY), tmp_path / "lib")
+    for name in [*FILES.values(), MANIFEST]:
+        assert (tmp_path / "cli" / name).read_bytes() == (expected / name).read_bytes(), name
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "mine.txt").write_text("keep me")
+    assert grouprec_main(["synthetic-large", str(tmp_path / "foreign"), *flags]) == 2
+    assert "not an earlier output" in capsys.readouterr().err
 
 
 def test_write_refuses_a_foreign_folder(tmp_path):

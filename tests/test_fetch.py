@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 import shutil
@@ -13,6 +12,7 @@ import pytest
 from loopback import closed_port, serve
 
 from grouprec import fetch as F
+from grouprec.__main__ import main
 from grouprec.constants import DATA_ENV
 
 
@@ -207,21 +207,15 @@ def test_fetch_uses_the_environment_variable(server, tmp_path, monkeypatch):
     assert F.fetch_dataset("mafengwo", base_url=server, progress=False) == tmp_path / "mafengwo"
 
 
-def _cli(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    F.add_cli_arguments(parser)
-    return parser.parse_args(argv)
-
-
 def test_command_line(server, tmp_path, capsys):
-    args = _cli(["camra2011", "--data-dir", str(tmp_path), "--base-url", server])
-    assert F.run_cli(args) == 0
+    argv = ["fetch", "camra2011", "--data-dir", str(tmp_path), "--base-url", server]
+    assert main(argv) == 0
     out, err = capsys.readouterr()
     assert "camra2011: 7 files verified in" in out
     assert "100%" in err  # pooch's progress bar (tqdm)
     nowhere = f"http://127.0.0.1:{closed_port()}"
-    args = _cli(["mafengwo", "--data-dir", str(tmp_path), "--base-url", nowhere, "--timeout", "5"])
-    assert F.run_cli(args) == 1
+    argv = ["fetch", "mafengwo", "--data-dir", str(tmp_path), "--base-url", nowhere]
+    assert main([*argv, "--timeout", "5"]) == 1
     err = capsys.readouterr().err
     assert "error: could not download" in err and DATA_ENV in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["camra2011"]

@@ -91,8 +91,9 @@ Modules
 :mod:`~grouprec.synthetic.model` holds the constants of the story, :class:`SyntheticData` and
 :func:`aggregate`; :mod:`~grouprec.synthetic.simulate` draws a dataset
 (:func:`generate_ecommerce`); :mod:`~grouprec.synthetic.files` writes and re-reads the files
-(:func:`write_ecommerce`, :func:`regenerate`) and holds the command line. Everything is
-importable from ``grouprec.synthetic`` itself.
+(:func:`write_ecommerce`, :func:`regenerate`). Everything is importable from
+``grouprec.synthetic`` itself; the command line ``python -m grouprec synthetic`` (in
+:mod:`grouprec.__main__`) calls :func:`generate_ecommerce`, then :func:`write_ecommerce`.
 
 References
 ----------
@@ -110,9 +111,7 @@ References
 from grouprec.synthetic.files import (
     FILES,
     RULE_FILE,
-    add_cli_arguments,
     regenerate,
-    run_cli,
     write_ecommerce,
 )
 from grouprec.synthetic.model import (  # noqa: F401 (the story's constants, by their symbols)
@@ -164,10 +163,8 @@ __all__ = [
     "RULES",
     "RULE_FILE",
     "SyntheticData",
-    "add_cli_arguments",
     "aggregate",
     "generate_ecommerce",
     "regenerate",
-    "run_cli",
     "write_ecommerce",
 ]

@@ -1,10 +1,9 @@
-"""Writing a generated dataset to files (atomically), regenerating it from them, and the
-command line ``python -m grouprec synthetic``."""
+"""Writing a generated dataset to files (atomically) and regenerating it from them; the command
+line ``python -m grouprec synthetic`` (:mod:`grouprec.__main__`) writes with
+:func:`write_ecommerce`."""
 
 from __future__ import annotations
 
-import argparse
-import inspect
 import json
 import os
 import shutil
@@ -15,16 +14,14 @@ import numpy as np
 import pandas as pd
 
 from grouprec.synthetic.model import (
-    CATALOGUE,
     ETA_WEIGHTS,
     FORMAT_VERSION,
     RATING_LEVELS,
-    RULES,
     SyntheticData,
 )
 from grouprec.synthetic.simulate import generate_ecommerce
 
-__all__ = ["FILES", "add_cli_arguments", "regenerate", "run_cli", "write_ecommerce"]
+__all__ = ["FILES", "regenerate", "write_ecommerce"]
 
 #: Files written by :func:`write_ecommerce`.
 FILES = (
@@ -194,56 +191,3 @@ def regenerate(folder: str | os.PathLike) -> SyntheticData:
     except (KeyError, TypeError):
         raise ValueError(f"{path}: no generator.arguments entry") from None
     return generate_ecommerce(**arguments)
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of ``python -m grouprec synthetic`` to ``parser``."""
-    defaults = {
-        name: param.default
-        for name, param in inspect.signature(generate_ecommerce).parameters.items()
-    }
-    helps = {
-        "seed": "random seed",
-        "rule": "planted group aggregation rule",
-        "n_users": "number of users",
-        "n_items": "number of items",
-        "n_groups": "number of groups",
-        "n_categories": f"number of item categories, at most {len(CATALOGUE)}",
-        "dim": "dimension d of the latent vectors",
-        "household_share": "fraction of groups that are households",
-        "group_temperature": "temperature of group choices (lower: closer to the rule's top)",
-    }
-    parser.add_argument("outdir", help="folder to write (replaced if it holds an earlier output)")
-    for name, text in helps.items():
-        default = defaults[name]
-        parser.add_argument(
-            f"--{name.replace('_', '-')}",
-            type=type(default),
-            default=default,
-            choices=RULES if name == "rule" else None,
-            help=f"{text} (default: %(default)s)",
-        )
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Run ``python -m grouprec synthetic`` with parsed ``args``; returns the exit code."""
-    data = generate_ecommerce(
-        n_users=args.n_users,
-        n_items=args.n_items,
-        n_groups=args.n_groups,
-        n_categories=args.n_categories,
-        dim=args.dim,
-        rule=args.rule,
-        household_share=args.household_share,
-        group_temperature=args.group_temperature,
-        seed=args.seed,
-    )
-    folder = write_ecommerce(data, args.outdir)
-    size = sum((folder / name).stat().st_size for name in FILES)
-    print(
-        f"wrote {folder}: {data.n_users} users, {data.n_items} items, {data.n_groups} groups "
-        f"(rule {data.rule}), {len(data.user_train)} user and {len(data.group_train)} group "
-        f"training rows, {len(data.user_test)} + {len(data.group_test)} test cases, "
-        f"{size / 1e6:.2f} MB"
-    )
-    return 0
