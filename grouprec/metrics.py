@@ -544,9 +544,11 @@ def jain_index(x, axis: int = -1) -> np.ndarray:
 def group_satisfaction(lists, member_ids, member_mask, user_relevant) -> dict[str, float]:
     """Summaries of :func:`member_ndcg` over groups: mean, minimum and Jain's index.
 
-    Per group, the members' NDCG values are combined by their mean (average satisfaction),
-    their minimum (the least satisfied member) and Jain's index (how evenly satisfaction is
-    spread). Each is then averaged over the groups where it is defined.
+    Per group, the NDCG values of the members who have held-out items (the set
+    ``M_g^+``; members without any are NaN in :func:`member_ndcg` and left out, not counted as
+    0) are combined by their mean (average satisfaction), their minimum (the least satisfied
+    member) and Jain's index over ``M_g^+`` (how evenly satisfaction is spread). Each is then
+    averaged over the groups where it is defined.
 
     Returns
     -------
