@@ -470,6 +470,7 @@ def _ddp_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-neg", type=int, default=defaults.n_neg)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--float64", action="store_true", help="train in float64 (default: float32)")
     p.add_argument("--no-validation", action="store_true", help="train without validation")
     p.add_argument(
         "--val-negatives", type=int, default=N_NEGATIVES, help="negatives per validation case"
@@ -490,8 +491,10 @@ def build_ddp_parser() -> argparse.ArgumentParser:
 
 def _ddp(args: argparse.Namespace) -> int:
     """Train AGREE on this rank; rank 0 prints the history and the time."""
+    import torch
     import torch.distributed as dist
 
+    from grouprec import protocol as P
     from grouprec.aggregation import AGREERecommender
     from grouprec.data import load_dataset, split_validation
     from grouprec.distributed import fit_distributed, init_distributed
@@ -501,9 +504,11 @@ def _ddp(args: argparse.Namespace) -> int:
     except (RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    dataset = load_dataset(args.dataset, data_dir=args.data_dir)
-    if not args.no_validation:
-        dataset = split_validation(dataset, seed=args.seed, n_negatives=args.val_negatives)
+    dataset = P.training_data(load_dataset(args.dataset, data_dir=args.data_dir))
+    if not args.no_validation:  # the protocol's validation (P.validation_data), any count
+        dataset = split_validation(
+            dataset, seed=args.seed, negatives="any", n_negatives=args.val_negatives
+        )
     rec = AGREERecommender(
         d=args.dim,
         epochs=args.epochs,
@@ -516,7 +521,13 @@ def _ddp(args: argparse.Namespace) -> int:
     )
     t0 = time.perf_counter()
     fit_distributed(
-        rec, dataset, args.task, ctx=ctx, checkpoint=args.checkpoint, optimizer=args.optimizer
+        rec,
+        dataset,
+        args.task,
+        ctx=ctx,
+        checkpoint=args.checkpoint,
+        optimizer=args.optimizer,
+        dtype=torch.float64 if args.float64 else torch.float32,
     )
     seconds = time.perf_counter() - t0
     if ctx.is_main:

@@ -339,6 +339,7 @@ def fit_distributed(
     ctx: DistContext | None = None,
     checkpoint: str | os.PathLike | None = None,
     optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
+    dtype: torch.dtype = torch.float32,
 ) -> AGREERecommender:
     """Train ``recommender`` on ``dataset`` as :meth:`AGREERecommender.fit` does, data-parallel.
 
@@ -349,6 +350,8 @@ def fit_distributed(
     same trained ``model_`` (the best validation epoch) and ``history_``; rank 0 writes
     ``checkpoint`` (:func:`grouprec.training.save_checkpoint`) when given one. ``optimizer``
     is passed to :func:`grouprec.training.fit` (Adam, as :meth:`AGREERecommender.fit` uses).
+    ``dtype`` is the floating type of the parameters (float64 makes the rounding of one and N
+    processes too small to flip a ReLU, for checks of equivalence).
 
     Adam divides each gradient by its running root mean square, so a parameter whose exact
     gradient is zero moves by about ``lr`` times a ratio of rounding noises: AGREE's output bias
@@ -363,7 +366,7 @@ def fit_distributed(
     """
     ctx = init_distributed(recommender.device) if ctx is None else ctx
     batches, val_fn = recommender.prepare_fit(dataset, task)
-    model = recommender.model_
+    model = recommender.model_.to(dtype)
     loss_fn = partial(sharded_agree_loss, user_weight=recommender.user_weight)
     wrapper = loss_module(model, loss_fn, ctx)
     recommender.history_ = fit(

@@ -146,7 +146,7 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\eta$",
         r"$N,\ r$",
         r"$\mathcal{S}_r,\ b_r$",
-        r"$\epsilon_{32}$",
+        r"$\epsilon_{64}$",
     ],
 }
 

@@ -30,7 +30,7 @@ from grouprec.distributed import (
     shard_batch,
 )
 from grouprec.synthetic_large import MANIFEST, generate_large, write_large
-from grouprec.training import fit, load_checkpoint
+from grouprec.training import fit, load_checkpoint, read_checkpoint
 
 TINY = dict(
     n_users=60,
@@ -144,6 +144,13 @@ def test_one_process_without_group_equals_agree_fit(tiny_path):
     assert rec.history_.loss == ref.history_.loss
 
 
+def test_float64_training_keeps_float64_parameters(tiny_path):
+    rec = fit_distributed(AGREERecommender(**SGD), _tiny(tiny_path), dtype=torch.float64)
+    dtypes = {v.dtype for v in rec.model_.state_dict().values() if v.is_floating_point()}
+    assert dtypes == {torch.float64}
+    assert np.isfinite(rec.history_.loss).all()
+
+
 def test_shards_partition_the_global_batch(tiny_path):
     dataset = _tiny(tiny_path)
     batches = JointBatches(dataset.group_train, dataset.user_train, dataset.n_items, 2, 50)
@@ -217,10 +224,15 @@ def test_cli_under_torchrun(module, tiny_path, tmp_path):
         "10",
     ]
     command += ["--checkpoint", str(checkpoint)]
+    if module == ["grouprec", "ddp"]:
+        command += ["--float64"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2 process(es), backend gloo, device cpu" in done.stdout
     assert checkpoint.is_file()
+    want = torch.float64 if "--float64" in command else torch.float32
+    state = read_checkpoint(checkpoint)["state_dict"]
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {want}
 
 
 # -- the large synthetic dataset ---------------------------------------------------------------

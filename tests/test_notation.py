@@ -85,5 +85,6 @@ def test_retired_symbols_stay_retired(path):
     for text in markdown(path):
         text = SOURCE_CALLOUT.sub("", text)
         for symbol, replacement in RETIRED.items():
-            pattern = re.escape(symbol) + r"(?![A-Za-z{])"
+            # whole symbols only: \sum_i does not hold m_i
+            pattern = r"(?<![A-Za-z\\])" + re.escape(symbol) + r"(?![A-Za-z{])"
             assert not re.search(pattern, text), f"{path.name}: {symbol}; use {replacement}"

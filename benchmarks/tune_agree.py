@@ -1,0 +1,95 @@
+"""Which training settings suit AGREE? A validation-only search, as the case study would run it.
+
+The case study (:mod:`grouprec.case_study`) trains AGREE with one fixed setting and selects only
+the number of epochs. This script asks, on the protocol's validation cases alone
+(:func:`grouprec.protocol.validation_data`; the test file is never scored), how learning rate,
+negatives per pair, embedding size and batch size change the best validation NDCG@10 and the epoch at which
+it is reached, for a few seeds each (each seed draws its own validation split and its own initial
+weights). What it prints is what may justify a change of the case study's grid.
+
+Run::
+
+    GROUPREC_DATA=/path/to/data .venv/bin/python benchmarks/tune_agree.py --dataset mafengwo
+    GROUPREC_DATA=/path/to/data .venv/bin/python benchmarks/tune_agree.py --dataset camra2011 \
+        --seeds 0 --lr 0.01 0.005
+
+Each fit trains up to ``--epochs`` epochs with the case study's patience; a setting costs about
+one AGREE fit of the case study per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+
+import pandas as pd
+import torch
+
+from grouprec import protocol as P
+from grouprec.aggregation import AGREERecommender
+from grouprec.data import load_dataset
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mafengwo", help="camra2011 or mafengwo")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--lr", type=float, nargs="+", default=[0.01, 0.005, 0.002])
+    parser.add_argument("--n-neg", type=int, nargs="+", default=[4, 8])
+    parser.add_argument("--d", type=int, nargs="+", default=[32])
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[2048])
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    train = P.training_data(load_dataset(args.dataset))
+    rows = []
+    for seed in args.seeds:
+        data = P.validation_data(train, seed)
+        for lr, n_neg, d, batch in itertools.product(args.lr, args.n_neg, args.d, args.batch_size):
+            model = AGREERecommender(
+                d=d,
+                attention_dim=16,
+                hidden=8,
+                lr=lr,
+                n_neg=n_neg,
+                batch_size=batch,
+                patience=6,
+                epochs=args.epochs,
+                seed=seed,
+            )
+            t0 = time.perf_counter()
+            model.fit(data, "group")
+            best = model.history_.best
+            rows.append(
+                {
+                    "seed": seed,
+                    "lr": lr,
+                    "n_neg": n_neg,
+                    "d": d,
+                    "batch": batch,
+                    "best epoch": model.history_.best_epoch,
+                    "val NDCG@10": best[P.SELECTION_METRIC],
+                    "val HR@10": best.get("HR@10", float("nan")),
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+            print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1))
+            sys.stdout.flush()
+    table = pd.DataFrame(rows)
+    summary = table.groupby(["lr", "n_neg", "d", "batch"]).agg(
+        val_ndcg10=("val NDCG@10", "mean"),
+        val_ndcg10_sd=("val NDCG@10", "std"),
+        best_epoch=("best epoch", "mean"),
+        seconds=("seconds", "mean"),
+    )
+    print(f"\n{args.dataset}, group validation (mean over seeds {args.seeds}):")
+    print(summary.sort_values("val_ndcg10", ascending=False).round(4).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
