@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -366,6 +367,33 @@ def test_cold_start_split_is_deterministic_and_logged(synth, split):
     log = split.dataset.log_frame()
     assert list(log["step"].tail(2)) == ["cold_start_split", "cold_start_split"]
     assert "cold test" in log["detail"].iloc[-1]
+
+
+def test_cold_start_validation_does_not_depend_on_the_test_split(synth, split):
+    # Fewer test cases change what the test shelves draw, never the validation shelves:
+    # selection cannot depend on the test split.
+    half = {}
+    for task in ("user", "group"):
+        test = synth.cases(task, "test")
+        keep = np.arange(len(test)) % 2 == 0
+        half[f"{task}_test"] = dataclasses.replace(
+            test,
+            entity=test.entity[keep],
+            item=test.item[keep],
+            negatives=test.negatives[keep],
+            rating=None if test.rating is None else test.rating[keep],
+        )
+    fewer = dataclasses.replace(synth, **half)
+    other = cold_start_split(fewer, seed=0)
+    assert len(other.cold_test["group"]) < len(split.cold_test["group"])
+    for task in ("user", "group"):
+        for mine, theirs in (
+            (other.cold_val[task], split.cold_val[task]),
+            (other.dataset.cases(task, "val"), split.dataset.cases(task, "val")),
+        ):
+            assert np.array_equal(mine.entity, theirs.entity)
+            assert np.array_equal(mine.item, theirs.item)
+            assert np.array_equal(mine.negatives, theirs.negatives)
 
 
 def test_cold_start_split_rejects_bad_fractions(synth):

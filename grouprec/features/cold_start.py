@@ -253,7 +253,11 @@ def cold_start_split(
     for task in tasks:
         if task not in TASKS:
             raise ValueError(f"tasks must be drawn from {TASKS}, got {task!r}")
-    rng = np.random.default_rng(seed)
+    # Three independent streams: the cold items, the test shelves' negatives, the validation
+    # shelves' negatives. Validation draws never depend on how much the test split consumed.
+    rng, test_rng, val_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    )
     n_items = dataset.n_items
     n_test, n_val = int(round(float(frac) * n_items)), int(round(float(val_frac) * n_items))
     if n_test < 1 or n_test + n_val >= n_items:
@@ -277,15 +281,19 @@ def cold_start_split(
         everything = _all_positives(dataset, task, ("train", "val", "test"))
         # Validation sees training and validation positives only: the test split stays hidden.
         seen = _all_positives(dataset, task, ("train", "val"))
-        cold_test[task] = _shelf_cases(everything, test_items, n_items, m, rng, f"{task} cold test")
+        cold_test[task] = _shelf_cases(
+            everything, test_items, n_items, m, test_rng, f"{task} cold test"
+        )
         if n_val:
-            cold_val[task] = _shelf_cases(seen, val_items, n_items, m, rng, f"{task} cold val")
+            cold_val[task] = _shelf_cases(seen, val_items, n_items, m, val_rng, f"{task} cold val")
         keep = ~is_cold[test.item]
         w_entity = test.entity[keep]
         warm_test = EvalCases(
             w_entity,
             test.item[keep],
-            _distinct_from_pool(w_entity, everything, n_items, warm, m, rng, f"{task} warm test"),
+            _distinct_from_pool(
+                w_entity, everything, n_items, warm, m, test_rng, f"{task} warm test"
+            ),
             None if test.rating is None else test.rating[keep],
         )
         warm_train = train.select(~is_cold[train.item])
@@ -297,7 +305,7 @@ def cold_start_split(
             changes[f"{task}_val"] = EvalCases(
                 v_entity,
                 val.item[keep_v],
-                _distinct_from_pool(v_entity, seen, n_items, warm, m, rng, f"{task} warm val"),
+                _distinct_from_pool(v_entity, seen, n_items, warm, m, val_rng, f"{task} warm val"),
                 None if val.rating is None else val.rating[keep_v],
             )
             n_warm_val = int(keep_v.sum())
