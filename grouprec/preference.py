@@ -141,6 +141,10 @@ class NeuMF(nn.Module):
     He et al. pretrain each tower before fusing them; here both are trained together from the
     start, the paper's variant without pretraining.
 
+    The output bias ``b`` (``h.bias``) is kept for the log loss of He et al. Under BPR, the only
+    loss this package trains NeuMF with, it cancels in ``ŷ_ui - ŷ_uj``: it receives a zero
+    gradient and keeps its initial value, so it is not a trained parameter there.
+
     Parameters
     ----------
     n_users, n_items : int
@@ -160,7 +164,7 @@ class NeuMF(nn.Module):
     mlp : nn.Sequential
         The tower: Linear, ReLU, ..., Linear, ReLU.
     h : nn.Linear
-        The fused output layer.
+        The fused output layer, weights ``h`` and bias ``b`` (untrained under BPR, see above).
     config : dict
         The constructor arguments (stored in checkpoints).
     """
