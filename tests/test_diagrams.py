@@ -26,7 +26,7 @@ FIGURES = ROOT / "notebooks" / "figures"
 
 #: Committed figures that no chapter shows yet: their chapters are being re-executed, and the
 #: markdown cell that shows each goes in afterwards. Empty this set once they are in.
-PENDING = {"04_mf_neumf.svg", "05_hybrid_encoder.svg"}
+PENDING: set[str] = set()
 
 #: Words each diagram must show as text (compared without white space, since matplotlib writes
 #: mathematics glyph by glyph).
