@@ -196,3 +196,23 @@ def test_every_exception_is_still_quoted():
         for _, number in quoted_numbers(json.loads(path.read_text(encoding="utf-8")))
     }
     assert not set(QUOTED_ELSEWHERE) - quoted
+
+
+EXERCISE = re.compile(r"\n(?=\d+\. )")
+
+
+CHAPTERS = [p for p in NOTEBOOKS if p.parent.name == "notebooks"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_exercise_is_marked_by_difficulty_and_has_a_hint(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    cells = [_text(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    sections = [c.split("## Exercises", 1)[1] for c in cells if "## Exercises" in c]
+    assert sections, f"{path.name} has no exercises"
+    text = sections[0].split("\n## ", 1)[0]
+    items = EXERCISE.split(text)[1:]
+    assert items, f"{path.name}: no numbered exercise"
+    for number, item in enumerate(items, 1):
+        assert re.match(r"\d+\. ★{1,3} ", item), f"{path.name} exercise {number}: no ★ mark"
+        assert "*Hint:*" in item, f"{path.name} exercise {number}: no hint"
