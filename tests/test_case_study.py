@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+import torch
 from loopback import closed_port, serve
 
 from grouprec import case_study as CS
@@ -86,7 +87,6 @@ def test_quick_end_to_end_on_synthetic_data(shop_dir, tmp_path, capsys):
 
 def test_cli_device(shop_dir, capsys, monkeypatch):
     """--device: a device the machine lacks is a clear error; the neural models go where it says."""
-    import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["case-study", "--dataset", str(shop_dir), "--device", "cuda"]) == 2
@@ -101,7 +101,18 @@ def test_cli_device(shop_dir, capsys, monkeypatch):
     monkeypatch.setattr(CS, "run_case_study", spy)
     argv = ["case-study", "--dataset", str(shop_dir), "--quick", "--seeds", "0"]
     assert main([*argv, "--models", "MF-BPR"]) == 0  # the default, auto: the CPU here
-    assert seen == ["cpu"] and "neural models train on: cpu" in capsys.readouterr().out
+    assert (
+        seen == ["cpu"]
+        and "neural models train on: cpu (1 CPU thread(s))" in capsys.readouterr().out
+    )
+    threads = torch.get_num_threads()
+    inside = []
+    monkeypatch.setattr(
+        CS, "run_case_study", lambda *a, **k: inside.append(torch.get_num_threads()) or spy(*a, **k)
+    )
+    assert main([*argv, "--models", "MF-BPR", "--threads", "2"]) == 0
+    assert inside == [2] and torch.get_num_threads() == threads  # set for the run, then restored
+    assert main([*argv, "--threads", "0"]) == 2
     result = original(shop_dir, seeds=(0,), quick=True, progress=False, models=["MF-BPR"])
     model = result.models["MF-BPR"]
     assert next(model.model_.parameters()).device.type == "cpu"
