@@ -84,32 +84,21 @@ class BaseRecommender:
     _fit_hint = "fit(dataset, task)"
 
     # -- parameters ------------------------------------------------------------------------------
-    def _set_training_params(
-        self,
-        *,
-        epochs: int,
-        lr: float,
-        n_neg: int,
-        batch_size: int,
-        weight_decay: float,
-        patience: int | None,
-        init_std: float,
-        seed: int,
-        device: str | None,
-        progress: bool,
-    ) -> None:
+    def _set_training_params(self, args: dict[str, Any]) -> None:
         """Check and store the arguments every model trained by :func:`grouprec.training.fit`
-        takes, so that each such constructor states them once."""
-        self.epochs = check_size("epochs", epochs)
-        self.lr = lr
-        self.n_neg = check_size("n_neg", n_neg)
-        self.batch_size = check_size("batch_size", batch_size)
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.init_std = init_std
-        self.seed = seed
-        self.device = device
-        self.progress = progress
+        takes (``epochs``, ``lr``, ``n_neg``, ``batch_size``, ``weight_decay``, ``patience``,
+        ``init_std``, ``seed``, ``device``, ``progress``), read by name from ``args``: the
+        constructor's ``locals()``. Each such constructor states them once, in its signature."""
+        self.epochs = check_size("epochs", args["epochs"])
+        self.lr = args["lr"]
+        self.n_neg = check_size("n_neg", args["n_neg"])
+        self.batch_size = check_size("batch_size", args["batch_size"])
+        self.weight_decay = args["weight_decay"]
+        self.patience = args["patience"]
+        self.init_std = args["init_std"]
+        self.seed = args["seed"]
+        self.device = args["device"]
+        self.progress = args["progress"]
 
     @classmethod
     def _signature(cls) -> tuple[list[str], str | None]:

@@ -330,18 +330,7 @@ class BPRRecommender(BaseRecommender):
         self.d = check_size("d", d)
         self.hidden = None if hidden is None else tuple(hidden)
         self.item_bias = item_bias
-        self._set_training_params(
-            epochs=epochs,
-            lr=lr,
-            n_neg=n_neg,
-            batch_size=batch_size,
-            weight_decay=weight_decay,
-            patience=patience,
-            init_std=init_std,
-            seed=seed,
-            device=device,
-            progress=progress,
-        )
+        self._set_training_params(locals())
 
     @property
     def name(self) -> str:

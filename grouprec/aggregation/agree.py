@@ -144,18 +144,7 @@ class AGREERecommender(BaseRecommender):
         if not float(user_weight) >= 0.0:
             raise ValueError(f"user_weight must be a non-negative number, got {user_weight!r}")
         self.user_weight = float(user_weight)
-        self._set_training_params(
-            epochs=epochs,
-            lr=lr,
-            n_neg=n_neg,
-            batch_size=batch_size,
-            weight_decay=weight_decay,
-            patience=patience,
-            init_std=init_std,
-            seed=seed,
-            device=device,
-            progress=progress,
-        )
+        self._set_training_params(locals())
 
     def build(self, dataset: GroupDataset) -> AGREE:
         """A fresh, untrained :class:`AGREE` for the dataset's id spaces and groups."""

@@ -441,18 +441,7 @@ class HybridRecommender(BaseRecommender):
         self.id_dropout = float(id_dropout)
         self.featurizer = featurizer
         self.new_items = None if new_items is None else np.asarray(new_items, dtype=np.int64)
-        self._set_training_params(
-            epochs=epochs,
-            lr=lr,
-            n_neg=n_neg,
-            batch_size=batch_size,
-            weight_decay=weight_decay,
-            patience=patience,
-            init_std=init_std,
-            seed=seed,
-            device=device,
-            progress=progress,
-        )
+        self._set_training_params(locals())
 
     @property
     def name(self) -> str:
