@@ -27,3 +27,9 @@ ATTRIBUTE_COLUMNS = ("item", "category", "tags", "price", "description")
 
 #: Datasets the package knows by name (folders inside the data directory).
 KNOWN_DATASETS = ("camra2011", "mafengwo")
+
+#: Test pairs the benchmark holds out per entity, users and groups alike: CAMRa2011's test files
+#: list five items for every user and group, Mafengwo's one. The protocol's validation split holds
+#: out as many (a property of the benchmark's design, fixed here so that the test file is not read
+#: to draw validation; ``tests/test_data.py`` checks it against the files). Other data: one.
+HELD_OUT_PER_ENTITY = {"camra2011": 5, "mafengwo": 1}

@@ -9,8 +9,8 @@ Every chapter and the case study measure a group recommender the same way, defin
   file;
 * each test item is ranked against the negatives listed with it, ties counted by their expected
   rank, no item filtered;
-* validation is carved out of training the same way: one held-out pair per entity, ranked
-  against 100 negatives drawn from every other item (as the benchmark's lists were drawn, so
+* validation is carved out of training the same way: as many held-out pairs per entity as the
+  benchmark's test holds (five on CAMRa2011, one on Mafengwo), each ranked against 100 negatives drawn from every other item (as the benchmark's lists were drawn, so
   they may hold items the entity consumed); every model, baseline, neural or GAN, is selected
   and early-stopped on NDCG@10 of these cases, unfiltered.
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from grouprec import metrics as M
-from grouprec.constants import DEFAULT_KS
+from grouprec.constants import DEFAULT_KS, HELD_OUT_PER_ENTITY
 from grouprec.data import (
     GroupDataset,
     benchmark_clean,
@@ -51,6 +51,7 @@ __all__ = [
     "SELECTION_METRIC",
     "Reading",
     "evaluate_reading",
+    "held_out_per_entity",
     "per_case_reading",
     "reading_cases",
     "training_data",
@@ -92,11 +93,17 @@ def training_data(raw: GroupDataset) -> GroupDataset:
     return benchmark_clean(raw)
 
 
+def held_out_per_entity(dataset: GroupDataset) -> int:
+    """Validation pairs per entity: as many as the benchmark's test holds out
+    (:data:`grouprec.constants.HELD_OUT_PER_ENTITY`, by dataset name), one for other data."""
+    return HELD_OUT_PER_ENTITY.get(dataset.name, 1)
+
+
 def validation_data(train: GroupDataset, seed: int = 0) -> GroupDataset:
-    """``train`` with a validation split drawn like the benchmark's test: one held-out pair per
-    entity with two or more further training items, ranked against 100 negatives drawn from
-    every other item."""
-    return split_validation(train, seed=seed, negatives="any")
+    """``train`` with a validation split drawn like the benchmark's test: as many held-out pairs
+    per entity as the test holds (:func:`held_out_per_entity`), for every entity with two or
+    more further training items, each ranked against 100 negatives drawn from every other item."""
+    return split_validation(train, seed=seed, n_val=held_out_per_entity(train), negatives="any")
 
 
 def reading_cases(dataset: GroupDataset, reading: Reading, task: str = "group") -> GroupDataset:

@@ -297,3 +297,22 @@ def test_split_validation_any_negatives_mirror_the_benchmark(camra):
     assert 0.01 < in_train.mean() < 0.2  # like the published lists: some negatives were seen
     with pytest.raises(ValueError, match="negatives must be"):
         D.split_validation(ds, negatives="some")
+
+
+@pytest.mark.parametrize("name", ["camra2011", "mafengwo"])
+def test_validation_holds_out_as_many_pairs_per_entity_as_the_test(name, camra, mafengwo):
+    """The constant the protocol draws validation with matches the benchmark's test files, and
+    the validation split has that many cases per eligible entity."""
+    from grouprec import protocol as P
+    from grouprec.constants import HELD_OUT_PER_ENTITY
+
+    raw = {"camra2011": camra, "mafengwo": mafengwo}[name]
+    k = HELD_OUT_PER_ENTITY[name]
+    assert P.held_out_per_entity(raw) == k
+    train = P.training_data(raw)
+    val = P.validation_data(train, seed=0)
+    for task in ("user", "group"):
+        test_counts = np.bincount(raw.cases(task, "test").entity)
+        assert set(test_counts[test_counts > 0]) == {k}
+        val_counts = np.bincount(val.cases(task, "val").entity)
+        assert set(val_counts[val_counts > 0]) == {k}
