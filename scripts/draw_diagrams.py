@@ -555,15 +555,15 @@ def agree_attention() -> Diagram:
     D.line([(0.8, 5.8), (0.8, 6.05), (8.35, 6.05), wsum.top()], color=GREY)
     D.text(4.3, 5.88, "$\\mathbf{p}_u$ of the members", size=SMALL, color=GREY)
     eg = D.box(6.5, 2.2, "$\\mathbf{e}_g$  group $g$", w=1.5, h=0.45, kind="param")
-    gj = D.box(8.35, 2.2, "$\\mathbf{g}_g(j)$\n(B, c, d)", w=1.3, h=0.7)
+    gj = D.box(8.35, 2.2, "$\\mathbf{h}_g(j)$\n(B, c, d)", w=1.3, h=0.7)
     D.arrow(wsum.bottom(), gj.top())
     D.arrow(eg.right(), gj.left())
     D.text(7.47, 2.45, "+", size=FONT + 2)
     pred = D.box(
         4.4,
         0.75,
-        "prediction layer\n$\\mathbf{w}_2^\\top\\mathrm{ReLU}(\\mathbf{W}_1[\\mathbf{g}\\odot\\mathbf{q};"
-        "\\,\\mathbf{g};\\,\\mathbf{q}] + \\mathbf{b}_1) + b_2$",
+        "prediction layer\n$\\mathbf{w}_2^\\top\\mathrm{ReLU}(\\mathbf{W}_1[\\mathbf{h}_g(j)\\odot"
+        "\\mathbf{q}_j;\\,\\mathbf{h}_g(j);\\,\\mathbf{q}_j] + \\mathbf{b}_1) + b_2$",
         w=4.1,
         h=0.75,
         kind="op",
@@ -590,18 +590,18 @@ def consensus() -> Diagram:
         (
             1.6,
             "member level\nhypergraph: a group joins\nits members and items\n"
-            "$\\mathbf{Z}_M$  (|G|, d)",
+            "$\\mathbf{E}_M$  (|G|, d)",
             "$\\mathbf{P},\\ \\mathbf{Q},\\ \\mathbf{E}$",
         ),
         (
             4.7,
             "group level\noverlap graph of groups\n(Jaccard, $\\hat{\\mathbf{W}}$)\n"
-            "$\\mathbf{Z}_G$  (|G|, d)",
+            "$\\mathbf{E}_G$  (|G|, d)",
             "$\\mathbf{E}$",
         ),
         (
             7.8,
-            "item level\ngroup-item graph,\nLightGCN\n$\\mathbf{Z}_I$  (|G|, d)",
+            "item level\ngroup-item graph,\nLightGCN\n$\\mathbf{E}_I$  (|G|, d)",
             "$\\mathbf{Q},\\ \\mathbf{E}$",
         ),
     ]
@@ -612,12 +612,12 @@ def consensus() -> Diagram:
         D.text(x + 0.1, 4.62, uses, ha="left", size=SMALL)
         views.append(v)
     D.arrow(views[1].left(), views[0].right(), color=GREEN)
-    D.text(3.15, 4.62, "$\\mathbf{Z}_G$ gates the\nitem messages", size=SMALL, color=GREEN)
+    D.text(3.15, 4.62, "$\\mathbf{E}_G$ gates the\nitem messages", size=SMALL, color=GREEN)
     fuse = D.box(
         5.35,
         1.6,
-        "gated fusion:  $\\mathbf{z}_g = \\sum_{v}\\ "
-        "\\sigma(\\mathbf{w}_v^\\top \\mathbf{z}_{v,g} + b_v)\\ \\mathbf{z}_{v,g}$",
+        "gated fusion:  $\\tilde{\\mathbf{e}}_g = \\sum_{v}\\ "
+        "\\sigma(\\mathbf{w}_v^\\top \\mathbf{e}_{v,g} + b_v)\\ \\mathbf{e}_{v,g}$",
         w=5.3,
         h=0.6,
         kind="op",
@@ -631,7 +631,7 @@ def consensus() -> Diagram:
     y = D.box(
         5.35,
         0.5,
-        "$\\hat{y}_{gj} = \\mathbf{z}_g^\\top \\tilde{\\mathbf{q}}_j$   (B, c)",
+        "$\\hat{y}_{gj} = \\tilde{\\mathbf{e}}_g^\\top \\tilde{\\mathbf{q}}_j$   (B, c)",
         w=2.9,
         kind="loss",
     )

@@ -101,10 +101,10 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\alpha_{gu}$",
         r"$L_g$",
         r"$K$",
-        r"$\mathbf{g}_g(j)$",
+        r"$\mathbf{h}_g(j)$",
         r"$\mathbf{H}_U,\ \mathbf{H}_I$",
-        r"$\mathbf{Z}_M,\ \mathbf{Z}_I,\ \mathbf{Z}_G$",
-        r"$\mathbf{z}_g$",
+        r"$\mathbf{E}_M,\ \mathbf{E}_I,\ \mathbf{E}_G$",
+        r"$\tilde{\mathbf{e}}_g$",
     ],
     "07_gan_losses": [
         r"$G_\theta$",

@@ -178,18 +178,18 @@ def test_every_view_has_its_shape(parts, predictor):
     model = random_model(parts, predictor=predictor, d=5)
     v = model.views()
     G, d = parts.n_groups, 5
-    for name in ("member", "item", "group", "z"):
+    for name in ("member", "item", "group", "fused"):
         assert v[name].shape == (G, d), name
     assert v["items"].shape == (N_ITEMS, d)
     assert v["gates"].shape == (G, 3) and bool(((v["gates"] > 0) & (v["gates"] < 1)).all())
     gates = v["gates"]
     fused = gates[:, :1] * v["member"] + gates[:, 1:2] * v["item"] + gates[:, 2:] * v["group"]
-    torch.testing.assert_close(v["z"], fused)
+    torch.testing.assert_close(v["fused"], fused)
     groups, items = torch.tensor([0, 3, 1]), torch.tensor([[0, 1], [2, 9], [4, 4]])
     y = model(groups, items)
     assert y.shape == (3, 2)
     torch.testing.assert_close(model(groups, items[:, 0]), y[:, 0])
-    torch.testing.assert_close(y, model.predict(v["z"][groups][:, None], v["items"][items]))
+    torch.testing.assert_close(y, model.predict(v["fused"][groups][:, None], v["items"][items]))
     users = torch.tensor([0, 6, 2])
     assert model.score_users(users, items).shape == (3, 2)
     assert model.score_users(users, items[:, 1]).shape == (3,)
@@ -211,18 +211,18 @@ def test_views_match_the_formulas_written_with_dense_matrices(parts):
     model = random_model(parts, layers=2)
     A = {k: torch.from_numpy(m) for k, m in dense(graphs_of(parts)).items()}
     E, P, Q = model.E.weight, model.P.weight, model.Q.weight
-    z_group = E + A["overlap"] @ E + A["overlap"] @ A["overlap"] @ E
+    E_G = E + A["overlap"] @ E + A["overlap"] @ A["overlap"] @ E
     x = torch.cat([E, Q])
-    z_item = ((x + A["bipartite"] @ x + A["bipartite"] @ A["bipartite"] @ x) / 3)[:4]
-    x_u, x_i, z_member, items = P, Q, E, Q
+    E_I = ((x + A["bipartite"] @ x + A["bipartite"] @ A["bipartite"] @ x) / 3)[:4]
+    x_u, x_i, E_M, items = P, Q, E, Q
     for W in model.W_hyper:
         m_u, m_i = A["members"] @ x_u, A["items"] @ x_i
-        m = torch.cat([m_u, m_i, m_i * z_group], 1) @ W.weight.T + W.bias
+        m = torch.cat([m_u, m_i, m_i * E_G], 1) @ W.weight.T + W.bias
         x = A["nodes"] @ m
         x_u, x_i = x[:N_USERS], x[N_USERS:]
-        z_member, items = z_member + m, items + x_i
+        E_M, items = E_M + m, items + x_i
     v = model.views()
-    for name, ref in [("group", z_group), ("item", z_item), ("member", z_member), ("items", items)]:
+    for name, ref in [("group", E_G), ("item", E_I), ("member", E_M), ("items", items)]:
         torch.testing.assert_close(v[name], ref, rtol=1e-12, atol=1e-12, msg=name)
 
 
@@ -256,7 +256,7 @@ def test_a_group_does_not_change_with_an_unrelated_group_s_data(parts):
     changed = Consensus(N_USERS, N_ITEMS, 4, graphs_of(other), d=3, layers=3).double()
     changed.load_state_dict(model.state_dict())
     after = changed.views()
-    for name in ("member", "item", "group", "z"):
+    for name in ("member", "item", "group", "fused"):
         torch.testing.assert_close(after[name][:2], before[name][:2], rtol=0, atol=0, msg=name)
         assert not torch.allclose(after[name][2:], before[name][2:]), name
     torch.testing.assert_close(after["items"][:5], before["items"][:5], rtol=0, atol=0)
@@ -361,10 +361,10 @@ def test_it_learns_the_toy_better_than_popularity(toy):
 def test_scores_and_views_of_the_recommender(toy):
     rec = ConsensusRecommender(d=4, layers=1, epochs=2, batch_size=64).fit(toy, "group")
     v = rec.views()
-    assert v["z"].shape == (toy.n_groups, 4) and v["z"].dtype == np.float32
+    assert v["fused"].shape == (toy.n_groups, 4) and v["fused"].dtype == np.float32
     groups = np.array([0, 5, 11])
     items = np.array([[0, 1, 2], [3, 4, 5], [29, 0, 7]])
-    expected = (v["z"][groups][:, None, :] * v["items"][items]).sum(-1)
+    expected = (v["fused"][groups][:, None, :] * v["items"][items]).sum(-1)
     np.testing.assert_allclose(rec.score(groups, items), expected, rtol=1e-5, atol=1e-6)
     users = rec.as_task("user")
     assert users.task_ == "user" and users.n_entities_ == toy.n_users and rec.task_ == "group"

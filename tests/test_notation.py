@@ -31,6 +31,12 @@ RETIRED = {
     r"g_{uij}": r"\delta_{uij} (the BPR gradient; g is a group)",
     r"\lambda_u": r"\psi_u (price sensitivity; \lambda is the L2 weight)",
     r"m_i": r"o_i (whether an item's free parts are used; m counts negatives)",
+    r"\mathbf{g}_g": r"\mathbf{h}_g(j) (AGREE's group for candidate j; bold g is the gradient)",
+    r"\mathbf{Z}_M": r"\mathbf{E}_M (the consensus member view; bold z is the GAN noise)",
+    r"\mathbf{Z}_I": r"\mathbf{E}_I (the consensus item view; bold z is the GAN noise)",
+    r"\mathbf{Z}_G": r"\mathbf{E}_G (the consensus group view; bold z is the GAN noise)",
+    r"\mathbf{z}_g": r"\tilde{\mathbf{e}}_g (the fused consensus group; bold z is the GAN noise)",
+    r"\mathbf{z}_{v,g}": r"\mathbf{e}_{v,g} (row g of the view E_v; bold z is the GAN noise)",
 }
 SOURCE_CALLOUT = re.compile(r"```\{admonition\} What the source text gets wrong.*?\n```", re.S)
 

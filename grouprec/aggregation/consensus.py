@@ -223,12 +223,12 @@ class Consensus(nn.Module):
     **Group level** (groups that share members or items): with the row-normalised overlap graph
     :math:`\\hat{\\mathbf{W}}` (G, G),
 
-    .. math:: \\mathbf{Z}_G = \\sum_{l=0}^{L} \\hat{\\mathbf{W}}^{l}\\, \\mathbf{E}.
+    .. math:: \\mathbf{E}_G = \\sum_{l=0}^{L} \\hat{\\mathbf{W}}^{l}\\, \\mathbf{E}.
 
     **Item level** (what the group chose): LightGCN on the group-item graph
     :math:`\\hat{\\mathbf{A}}` (G + I, G + I), keeping the group rows,
 
-    .. math:: \\mathbf{Z}_I = \\Big[\\tfrac{1}{L+1} \\sum_{l=0}^{L} \\hat{\\mathbf{A}}^{l}
+    .. math:: \\mathbf{E}_I = \\Big[\\tfrac{1}{L+1} \\sum_{l=0}^{L} \\hat{\\mathbf{A}}^{l}
        \\begin{bmatrix}\\mathbf{E}\\\\ \\mathbf{Q}\\end{bmatrix}\\Big]_{1..G}.
 
     **Member level** (hypergraph: each group is a hyperedge over its members and its items).
@@ -238,23 +238,25 @@ class Consensus(nn.Module):
 
     .. math:: \\mathbf{M}^{(l)} = \\big[\\bar{\\mathbf{H}}_U \\mathbf{X}_U^{(l-1)};\\;
        \\bar{\\mathbf{H}}_I \\mathbf{X}_I^{(l-1)};\\; (\\bar{\\mathbf{H}}_I
-       \\mathbf{X}_I^{(l-1)}) \\odot \\mathbf{Z}_G\\big]\\, \\mathbf{W}^{(l)\\top} +
+       \\mathbf{X}_I^{(l-1)}) \\odot \\mathbf{E}_G\\big]\\, \\mathbf{W}^{(l)\\top} +
        \\mathbf{b}^{(l)}, \\qquad
        \\begin{bmatrix}\\mathbf{X}_U^{(l)}\\\\ \\mathbf{X}_I^{(l)}\\end{bmatrix} =
        \\bar{\\mathbf{H}}_V \\mathbf{M}^{(l)},
 
-    then :math:`\\mathbf{Z}_M = \\mathbf{E} + \\sum_{l=1}^{L} \\mathbf{M}^{(l)}` and the items
+    then :math:`\\mathbf{E}_M = \\mathbf{E} + \\sum_{l=1}^{L} \\mathbf{M}^{(l)}` and the items
     groups are scored against are :math:`\\tilde{\\mathbf{Q}} = \\sum_{l=0}^{L}
     \\mathbf{X}_I^{(l)}`. (:math:`\\bar{\\mathbf{H}}_U`, :math:`\\bar{\\mathbf{H}}_I`,
     :math:`\\bar{\\mathbf{H}}_V` are ``members``, ``items`` and ``nodes``.)
 
     **Fusion** by one scalar gate per view and group:
 
-    .. math:: \\mathbf{z}_g = \\sum_{v \\in \\{M, I, G\\}} \\sigma(\\mathbf{w}_v^\\top
-       \\mathbf{z}_{v,g} + b_v)\\, \\mathbf{z}_{v,g}.
+    .. math:: \\tilde{\\mathbf{e}}_g = \\sum_{v \\in \\{M, I, G\\}} \\sigma(\\mathbf{w}_v^\\top
+       \\mathbf{e}_{v,g} + b_v)\\, \\mathbf{e}_{v,g},
 
-    **Scores**: :math:`\\hat y_{gj} = f(\\mathbf{z}_g, \\tilde{\\mathbf{q}}_j)` for groups and
-    :math:`\\hat y_{uj} = f(\\mathbf{p}_u, \\mathbf{q}_j)` for users, with
+    where :math:`\\mathbf{e}_{v,g}` is row g of :math:`\\mathbf{E}_v`.
+
+    **Scores**: :math:`\\hat y_{gj} = f(\\tilde{\\mathbf{e}}_g, \\tilde{\\mathbf{q}}_j)` for
+    groups and :math:`\\hat y_{uj} = f(\\mathbf{p}_u, \\mathbf{q}_j)` for users, with
     :math:`f(\\mathbf{x}, \\mathbf{q}) = \\mathbf{x}^\\top \\mathbf{q}` (``predictor="dot"``) or
     :math:`\\mathbf{w}_2^\\top \\operatorname{ReLU}(\\mathbf{W}_1 (\\mathbf{x} \\odot
     \\mathbf{q}) + \\mathbf{b}_1) + b_2` (``"mlp"``), shared by users and groups. Scores are
@@ -362,16 +364,16 @@ class Consensus(nn.Module):
         return propagate(getattr(self, f"graph_{name}"), getattr(self, f"graph_{name}_T"), x)
 
     def group_view(self) -> Tensor:
-        """:math:`\\mathbf{Z}_G` (G, d): the group embeddings spread over the overlap graph."""
-        z = self.E.weight  # (G, d)
-        total = z
+        """:math:`\\mathbf{E}_G` (G, d): the group embeddings spread over the overlap graph."""
+        x = self.E.weight  # (G, d)
+        E_G = x
         for _ in range(self.config["layers"]):
-            z = self._propagate("overlap", z)  # (G, d)  W_hat^l E
-            total = total + z
-        return total
+            x = self._propagate("overlap", x)  # (G, d)  W_hat^l E
+            E_G = E_G + x
+        return E_G
 
     def item_view(self) -> Tensor:
-        """:math:`\\mathbf{Z}_I` (G, d): LightGCN over the group-item graph, group rows."""
+        """:math:`\\mathbf{E}_I` (G, d): LightGCN over the group-item graph, group rows."""
         L = self.config["layers"]
         x = torch.cat([self.E.weight, self.Q.weight])  # (G + I, d)
         total = x
@@ -380,44 +382,42 @@ class Consensus(nn.Module):
             total = total + x
         return total[: self.config["n_groups"]] / (L + 1)
 
-    def member_view(self, z_group: Tensor) -> tuple[Tensor, Tensor]:
-        """:math:`\\mathbf{Z}_M` (G, d) and the propagated items :math:`\\tilde{\\mathbf{Q}}` (I, d).
+    def member_view(self, E_G: Tensor) -> tuple[Tensor, Tensor]:
+        """:math:`\\mathbf{E}_M` (G, d) and the propagated items :math:`\\tilde{\\mathbf{Q}}` (I, d).
 
-        ``z_group`` (G, d) is :math:`\\mathbf{Z}_G`, which gates the item messages.
+        ``E_G`` (G, d) is :math:`\\mathbf{E}_G`, which gates the item messages.
         """
         U = self.config["n_users"]
         x_u, x_i = self.P.weight, self.Q.weight  # (U, d), (I, d)
-        z_member = self.E.weight  # (G, d)
+        E_M = self.E.weight  # (G, d)
         items = x_i
         for W in self.W_hyper:
             m_u = self._propagate("members", x_u)  # (G, d) mean of members
             m_i = self._propagate("items", x_i)  # (G, d) mean of the group's items
-            m = W(torch.cat([m_u, m_i, m_i * z_group], dim=1))  # (G, d) hyperedge messages
+            m = W(torch.cat([m_u, m_i, m_i * E_G], dim=1))  # (G, d) hyperedge messages
             x = self._propagate("nodes", m)  # (U + I, d) mean of a node's hyperedges
             x_u, x_i = x[:U], x[U:]
-            z_member = z_member + m
+            E_M = E_M + m
             items = items + x_i
-        return z_member, items
+        return E_M, items
 
     def views(self) -> dict[str, Tensor]:
         """All representations: ``member``, ``item``, ``group`` (G, d) each, their gates
-        ``gates`` (G, 3) in that order, the fused ``z`` (G, d) and the scored ``items`` (I, d)."""
-        z_group = self.group_view()
-        z_item = self.item_view()
-        z_member, items = self.member_view(z_group)
+        ``gates`` (G, 3) in that order, the ``fused`` groups (G, d), whose row g is
+        :math:`\\tilde{\\mathbf{e}}_g`, and the scored ``items`` (I, d)."""
+        E_G = self.group_view()
+        E_I = self.item_view()
+        E_M, items = self.member_view(E_G)
         gates = torch.sigmoid(
-            torch.cat(
-                [self.gate_member(z_member), self.gate_item(z_item), self.gate_group(z_group)],
-                dim=1,
-            )
+            torch.cat([self.gate_member(E_M), self.gate_item(E_I), self.gate_group(E_G)], dim=1)
         )  # (G, 3)
-        z = gates[:, :1] * z_member + gates[:, 1:2] * z_item + gates[:, 2:] * z_group  # (G, d)
+        E_fused = gates[:, :1] * E_M + gates[:, 1:2] * E_I + gates[:, 2:] * E_G  # (G, d)
         return {
-            "member": z_member,
-            "item": z_item,
-            "group": z_group,
+            "member": E_M,
+            "item": E_I,
+            "group": E_G,
             "gates": gates,
-            "z": z,
+            "fused": E_fused,
             "items": items,
         }
 
@@ -438,7 +438,7 @@ class Consensus(nn.Module):
 
     def score_from(self, views: dict[str, Tensor], groups: Tensor, items: Tensor) -> Tensor:
         """Group scores from precomputed :meth:`views`: groups (B,), items (B, c) -> (B, c)."""
-        return self.predict(views["z"][groups][:, None, :], views["items"][items])
+        return self.predict(views["fused"][groups][:, None, :], views["items"][items])
 
     # -- scores ----------------------------------------------------------------------------
     def forward(self, groups: Tensor, items: Tensor) -> Tensor:
