@@ -555,15 +555,15 @@ def agree_attention() -> Diagram:
     D.line([(0.8, 5.8), (0.8, 6.05), (8.35, 6.05), wsum.top()], color=GREY)
     D.text(4.3, 5.88, "$\\mathbf{p}_u$ of the members", size=SMALL, color=GREY)
     eg = D.box(6.5, 2.2, "$\\mathbf{e}_g$  group $g$", w=1.5, h=0.45, kind="param")
-    gj = D.box(8.35, 2.2, "$\\mathbf{h}_g(j)$\n(B, c, d)", w=1.3, h=0.7)
+    gj = D.box(8.35, 2.2, "$\\mathbf{a}_g(j)$\n(B, c, d)", w=1.3, h=0.7)
     D.arrow(wsum.bottom(), gj.top())
     D.arrow(eg.right(), gj.left())
     D.text(7.47, 2.45, "+", size=FONT + 2)
     pred = D.box(
         4.4,
         0.75,
-        "prediction layer\n$\\mathbf{w}_2^\\top\\mathrm{ReLU}(\\mathbf{W}_1[\\mathbf{h}_g(j)\\odot"
-        "\\mathbf{q}_j;\\,\\mathbf{h}_g(j);\\,\\mathbf{q}_j] + \\mathbf{b}_1) + b_2$",
+        "prediction layer\n$\\mathbf{w}_2^\\top\\mathrm{ReLU}(\\mathbf{W}_1[\\mathbf{a}_g(j)\\odot"
+        "\\mathbf{q}_j;\\,\\mathbf{a}_g(j);\\,\\mathbf{q}_j] + \\mathbf{b}_1) + b_2$",
         w=4.1,
         h=0.75,
         kind="op",

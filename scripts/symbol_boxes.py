@@ -101,7 +101,7 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\alpha_{gu}$",
         r"$L_g$",
         r"$K$",
-        r"$\mathbf{h}_g(j)$",
+        r"$\mathbf{a}_g(j)$",
         r"$\mathbf{H}_U,\ \mathbf{H}_I$",
         r"$\mathbf{E}_M,\ \mathbf{E}_I,\ \mathbf{E}_G$",
         r"$\tilde{\mathbf{e}}_g$",

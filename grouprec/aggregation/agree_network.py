@@ -40,7 +40,7 @@ class AGREE(nn.Module):
     :math:`\\alpha_{gu}(j) = \\exp o_{gu}(j) / \\sum_{v \\in \\mathcal{M}_g} \\exp o_{gv}(j)`,
     and the group is represented, for this candidate, by
 
-    .. math:: \\mathbf{h}_g(j) = \\sum_{u \\in \\mathcal{M}_g} \\alpha_{gu}(j)\\, \\mathbf{p}_u +
+    .. math:: \\mathbf{a}_g(j) = \\sum_{u \\in \\mathcal{M}_g} \\alpha_{gu}(j)\\, \\mathbf{p}_u +
        \\mathbf{e}_g .
 
     The weights depend on the candidate: a member may lead on films and follow on restaurants.
@@ -48,7 +48,7 @@ class AGREE(nn.Module):
     the softmax, so its weight is exactly 0 whatever id it holds.
 
     The prediction layer is the NCF-style network of the paper (He et al., 2017): for an entity
-    representation :math:`\\mathbf{x}` (a group's :math:`\\mathbf{h}_g(j)` or a user's
+    representation :math:`\\mathbf{x}` (a group's :math:`\\mathbf{a}_g(j)` or a user's
     :math:`\\mathbf{p}_u`) and item :math:`\\mathbf{q}_j`,
 
     .. math:: \\hat y = \\mathbf{w}_2^\\top \\operatorname{ReLU}(\\mathbf{W}_1 [\\mathbf{x} \\odot
@@ -199,10 +199,10 @@ class AGREE(nn.Module):
         alpha = torch.softmax(o, dim=-1)  # (B, c, S')
         # sum_u alpha_gu(j) p_u as a broadcast product and a sum: with a handful of members per
         # group this is faster than torch.bmm's many tiny matrix products.
-        h_g = (alpha[..., None] * p[:, None, :, :]).sum(2)  # (B, c, d)
+        a_g = (alpha[..., None] * p[:, None, :, :]).sum(2)  # (B, c, d)
         if e is not None:
-            h_g = h_g + e[:, None, :]  # + e_g: h_g(j)
-        y = self.predict(h_g, q)  # (B, c)
+            a_g = a_g + e[:, None, :]  # + e_g: a_g(j)
+        y = self.predict(a_g, q)  # (B, c)
         if width < S:
             alpha = nn.functional.pad(alpha, (0, S - width))  # (B, c, S)
         return y, alpha
