@@ -495,3 +495,24 @@ def test_callback_numbers_join_the_history_after_validation(toy):
     assert frame["epoch_twice"].tolist() == [2.0, 4.0]
     assert seen == [(1, False, False), (2, False, False)]
     assert model.history_.best["epoch_twice"] == 2.0 * model.history_.best_epoch
+
+
+@pytest.mark.parametrize("make", [small_cfgan, small_irgan])
+def test_validation_generates_each_entity_once_and_scores_every_case(toy, make):
+    """Several validation cases of one entity (five per entity on CAMRa2011) are scored from one
+    generated row, and each case gets exactly its own candidates' scores."""
+    model = make(epochs=1).fit(toy, "user")
+    calls = []
+    generate = model._generate
+
+    def counting(entities):
+        calls.append(len(entities))
+        return generate(entities)
+
+    model._generate = counting
+    e = torch.tensor([3, 3, 0, 3, 5, 0])  # (B,), repeated entities, unsorted
+    i = torch.randint(0, toy.n_items, (len(e), 7), generator=torch.Generator().manual_seed(0))
+    got = model._val_score(model.G_, e, i)
+    assert sum(calls) == 3  # entities 0, 3 and 5, once each
+    rows = torch.as_tensor(model.score_all(e.numpy()))  # (B, I), one row per case
+    torch.testing.assert_close(got, rows.gather(1, i))

@@ -246,8 +246,10 @@ class _GenerativeRecommender(BaseRecommender):
 
     def _val_score(self, G: nn.Module, e: Tensor, i: Tensor) -> Tensor:
         """Validation scores (B, c): the generator's output as the recommender ranks it, for
-        entities ``e`` (B,) and candidates ``i`` (B, c) on the device, computed there."""
-        return self._device_rows(e).gather(1, i)
+        entities ``e`` (B,) and candidates ``i`` (B, c) on the device, computed there. An entity
+        with several validation cases (five per entity on CAMRa2011) is generated once."""
+        unique, inverse = torch.unique(e, return_inverse=True)
+        return self._device_rows(unique)[inverse[:, None], i]
 
     def _score_rows(self, entities: np.ndarray) -> np.ndarray:
         """Scores (n, I) of every item, float32, consumed items at -inf when filtering."""
