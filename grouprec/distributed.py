@@ -11,12 +11,13 @@ while the backward pass runs (Li et al., 2020), so every replica takes the same 
 With rank r holding :math:`b^r_G` of the batch's :math:`B_G` group rows and :math:`b^r_U` of its
 :math:`B_U` user rows, rank r minimises
 
-.. math:: \\ell_r = N \\left( \\frac{b^r_G}{B_G} \\mathcal{L}^r_G +
-   \\beta \\frac{b^r_U}{B_U} \\mathcal{L}^r_U \\right),
+.. math:: \\ell_r = N \\left( \\frac{b^r_G}{B_G} \\mathcal{L}^r_{\\mathcal{G}} +
+   \\beta \\frac{b^r_U}{B_U} \\mathcal{L}^r_{\\mathcal{U}} \\right),
 
-where :math:`\\mathcal{L}^r_G` and :math:`\\mathcal{L}^r_U` are the mean BPR losses of its own
-rows (:func:`grouprec.aggregation.agree_step_loss`). The mean of :math:`\\ell_r` over the N ranks
-is exactly the one-process loss :math:`\\mathcal{L}_G + \\beta \\mathcal{L}_U` of the global
+where :math:`\\mathcal{L}^r_{\\mathcal{G}}` and :math:`\\mathcal{L}^r_{\\mathcal{U}}` are the mean
+BPR losses of its own rows (:func:`grouprec.aggregation.agree_step_loss`). The mean of
+:math:`\\ell_r` over the N ranks is exactly the one-process loss
+:math:`\\mathcal{L}_{\\mathcal{G}} + \\beta \\mathcal{L}_{\\mathcal{U}}` of the global
 batch, and so is the mean of their gradients: N processes take the steps one process takes on
 the same global batches, up to the order of float additions (the reduction order of the
 all-reduce). This holds without dropout; with dropout each rank draws its own masks.
@@ -255,8 +256,9 @@ class ShardedBatches:
 
 
 def sharded_agree_loss(model: nn.Module, shard: Mapping[str, Any], user_weight: float) -> Tensor:
-    """:math:`\\ell_r = N (b^r_G / B_G)\\, \\mathcal{L}^r_G + \\beta N (b^r_U / B_U)\\,
-    \\mathcal{L}^r_U`, the rank's part of the global batch loss (see the module docstring).
+    """:math:`\\ell_r = N (b^r_G / B_G)\\, \\mathcal{L}^r_{\\mathcal{G}}
+    + \\beta N (b^r_U / B_U)\\, \\mathcal{L}^r_{\\mathcal{U}}`, the rank's part of the global
+    batch loss (see the module docstring).
 
     With one process (N = 1, both shares 1) this is :func:`agree_step_loss` of the batch.
     """

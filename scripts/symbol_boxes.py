@@ -105,6 +105,7 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\mathbf{H}_U,\ \mathbf{H}_I$",
         r"$\mathbf{E}_M,\ \mathbf{E}_I,\ \mathbf{E}_G$",
         r"$\tilde{\mathbf{e}}_g$",
+        r"$\mathcal{L}_{\mathcal{G}},\ \mathcal{L}_{\mathcal{U}}$",
     ],
     "07_gan_losses": [
         r"$G_\theta$",
@@ -147,6 +148,7 @@ CHAPTERS: dict[str, list[str]] = {
         r"$N,\ r$",
         r"$\mathcal{S}_r,\ b_r$",
         r"$\epsilon_{64}$",
+        r"$\mathcal{L}_{\mathcal{G}},\ \mathcal{L}_{\mathcal{U}}$",
     ],
 }
 

@@ -314,11 +314,12 @@ def agree_step_loss(model: AGREE, batch: dict[str, Any], user_weight: float = 1.
 
     ``batch`` comes from :class:`JointBatches`: ``entity`` (B,), ``pos`` (B,), ``neg`` (B, m)
     and ``n_groups``, the number of leading rows that are groups (the rest are users). Each row
-    scores its positive and its m negatives in one call. With :math:`\\mathcal{L}_G` and
-    :math:`\\mathcal{L}_U` the mean of :math:`-\\ln \\sigma(\\hat y_{ei} - \\hat y_{ej})` over the
-    batch's group and user (row, negative) pairs, the loss is
+    scores its positive and its m negatives in one call. With
+    :math:`\\mathcal{L}_{\\mathcal{G}}` and :math:`\\mathcal{L}_{\\mathcal{U}}` the mean of
+    :math:`-\\ln \\sigma(\\hat y_{ei} - \\hat y_{ej})` over the batch's group and user
+    (row, negative) pairs, the loss is
 
-    .. math:: \\mathcal{L} = \\mathcal{L}_G + \\beta\\, \\mathcal{L}_U,
+    .. math:: \\mathcal{L} = \\mathcal{L}_{\\mathcal{G}} + \\beta\\, \\mathcal{L}_{\\mathcal{U}},
 
     with :math:`\\beta` = ``user_weight`` (a batch without one kind has only the other term).
     Each kind is averaged over its own pairs, so the groups keep their weight on a dataset where
