@@ -635,6 +635,23 @@ def test_every_chapter_was_loaded(site_reports):
     assert all(site_reports[p]["title"] for p in site_reports), "a page without a title"
 
 
+def test_every_worked_solution_was_loaded_and_shows_its_figures(site_reports):
+    """Each solutions notebook is a page of the site, loaded like the chapters; those whose
+    notebook draws a figure show it as an image on the page."""
+    loaded = {p for p in site_reports if p.startswith("solutions/")}
+    assert loaded == {f"solutions/{stem}.html" for stem in solution_stems()}
+    for stem in solution_stems():
+        nb = nbformat.read(SOLUTIONS / f"{stem}.ipynb", as_version=4)
+        figures = sum(
+            "image/png" in out.get("data", {})
+            for cell in nb.cells
+            if cell.cell_type == "code"
+            for out in cell.get("outputs", [])
+        )
+        if figures:  # the logo is one image; the figures come on top of it
+            assert site_reports[f"solutions/{stem}.html"]["images"] > figures, stem
+
+
 def test_internal_links_resolve(site_reports):
     """Every same-site link answers 200, and its #fragment names an element of the target page."""
     pages: dict[str, str | None] = {}
