@@ -355,11 +355,13 @@ def fit_distributed(
     ``dtype`` is the floating type of the parameters (float64 makes the rounding of one and N
     processes too small to flip a ReLU, for checks of equivalence).
 
-    Adam divides each gradient by its running root mean square, so a parameter whose exact
-    gradient is zero moves by about ``lr`` times a ratio of rounding noises: AGREE's output bias
-    :math:`b_2`, which BPR's score differences cancel, is one. Such parameters differ between
-    one and N processes by up to ``lr`` per step, without changing any score difference; with
-    SGD every parameter agrees to float rounding.
+    Adam divides each gradient by its running root mean square (plus ``eps``), so a parameter
+    whose exact gradient is zero moves by ``lr`` times its rounding noise over that noise's root
+    mean square plus ``eps``: AGREE's output bias :math:`b_2`, which BPR's score differences
+    cancel, is one. Such parameters differ between one and N processes by at most ``lr`` per
+    step, a bound that float32's rounding noise can approach and float64's stays far below
+    (the noise is then small against ``eps``), without changing any score difference; with SGD
+    every parameter agrees to float rounding.
 
     Returns
     -------

@@ -117,7 +117,7 @@ def test_two_processes_take_the_step_of_one_adam(two_processes, tiny_path):
     rec, history = _one_process(_tiny(tiny_path), ADAM, "adam")
     assert len(rec.prepare_fit(_tiny(tiny_path))[0]) == 1  # one batch: one step
     rec, history = _one_process(_tiny(tiny_path), ADAM, "adam")
-    noisy = {"W_1.bias", "w_2.bias"}  # exact gradient ~0: Adam moves them by up to lr
+    noisy = {"W_1.bias", "w_2.bias"}  # exact gradient ~0: Adam moves them by at most lr
     for name, value in rec.model_.state_dict().items():
         atol = ADAM["lr"] if name in noisy else 1e-6
         torch.testing.assert_close(state[name], value, rtol=0, atol=atol, msg=name)
