@@ -12,8 +12,8 @@ FIRST="${GROUPREC_TEST_FIRST:-}"
 SECOND="${GROUPREC_TEST_SECOND:-notebooks solutions}"
 
 "$PY" -m ruff check . || exit 1
-"$PY" -m ruff format --check grouprec tests benchmarks scripts >/dev/null || {
-    "$PY" -m ruff format --check grouprec tests benchmarks scripts; exit 1; }
+"$PY" -m ruff format --check . >/dev/null || {
+    "$PY" -m ruff format --check .; exit 1; }
 
 # The notebooks again, as another CPU would run them: PyTorch's portable kernels instead of the
 # AVX2/AVX-512 ones, MKL limited to SSE4.2, OpenBLAS's kernels for an old core, one thread. The
