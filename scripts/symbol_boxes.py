@@ -51,7 +51,9 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\mathbb{1}[\cdot]$",
         r"$\mathbb{E}[\cdot]$",
         r"$a$",
+        r"$\hat{\mathbf{B}}$",
         r"$\boldsymbol{\Omega}$",
+        r"$\mathbf{h}_e$",
         r"$\omega$",
         r"$\lambda$",
     ],
@@ -80,6 +82,7 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\sigma(x) = 1/(1+e^{-x})$",
         r"$\lambda$",
         r"$\eta$",
+        r"$\mathbf{h}$",
     ],
     "05_item_features": [
         r"$\mathbf{f}_i$",
@@ -106,6 +109,7 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\mathbf{E}_M,\ \mathbf{E}_I,\ \mathbf{E}_G$",
         r"$\tilde{\mathbf{e}}_g$",
         r"$\mathcal{L}_{\mathcal{G}},\ \mathcal{L}_{\mathcal{U}}$",
+        r"$\mathbf{h}$",
     ],
     "07_gan_losses": [
         r"$G_\theta$",
@@ -126,6 +130,8 @@ CHAPTERS: dict[str, list[str]] = {
         r"$e$",
         r"$\mathcal{I}_u^{+},\ \mathcal{I}_g^{+}$",
         r"$\mathbf{z} \sim p_{\mathbf{z}}$",
+        r"$\mathbf{h}_e$",
+        r"$\hat{\mathbf{B}}$",
     ],
     "09_case_study": [
         r"$u,\ i,\ g$",
