@@ -3,7 +3,7 @@
 The case study (:mod:`grouprec.case_study`) trains AGREE with one fixed setting and selects only
 the number of epochs. This script asks, on the protocol's validation cases alone
 (:func:`grouprec.protocol.validation_data`; the test file is never scored), how learning rate,
-negatives per pair, embedding size and batch size change the best validation NDCG@10 and the epoch at which
+negatives per pair, embedding size, batch size, dropout and weight decay change the best validation NDCG@10 and the epoch at which
 it is reached, for a few seeds each (each seed draws its own validation split and its own initial
 weights). What it prints is what may justify a change of the case study's grid.
 
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-neg", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--d", type=int, nargs="+", default=[32])
     parser.add_argument("--batch-size", type=int, nargs="+", default=[2048])
+    parser.add_argument("--dropout", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--weight-decay", type=float, nargs="+", default=[0.0])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
@@ -49,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in args.seeds:
         data = P.validation_data(train, seed)
-        for lr, n_neg, d, batch in itertools.product(args.lr, args.n_neg, args.d, args.batch_size):
+        grid = itertools.product(
+            args.lr, args.n_neg, args.d, args.batch_size, args.dropout, args.weight_decay
+        )
+        for lr, n_neg, d, batch, dropout, weight_decay in grid:
             model = AGREERecommender(
                 d=d,
                 attention_dim=16,
@@ -57,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                 lr=lr,
                 n_neg=n_neg,
                 batch_size=batch,
+                dropout=dropout,
+                weight_decay=weight_decay,
                 patience=6,
                 epochs=args.epochs,
                 seed=seed,
@@ -71,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                     "n_neg": n_neg,
                     "d": d,
                     "batch": batch,
+                    "dropout": dropout,
+                    "weight_decay": weight_decay,
                     "best epoch": model.history_.best_epoch,
                     "val NDCG@10": best[P.SELECTION_METRIC],
                     "val HR@10": best.get("HR@10", float("nan")),
@@ -80,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1))
             sys.stdout.flush()
     table = pd.DataFrame(rows)
-    summary = table.groupby(["lr", "n_neg", "d", "batch"]).agg(
+    summary = table.groupby(["lr", "n_neg", "d", "batch", "dropout", "weight_decay"]).agg(
         val_ndcg10=("val NDCG@10", "mean"),
         val_ndcg10_sd=("val NDCG@10", "std"),
         best_epoch=("best epoch", "mean"),

@@ -141,6 +141,9 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\operatorname{agg}$",
         r"$\alpha_{gu}$",
         r"$\omega$",
+        r"$\hat{\mathbf{B}}$",
+        r"$\boldsymbol{\Omega}$",
+        r"$\lambda$",
     ],
     "10_large_models": [
         r"$\mathbf{p}_u,\ \mathbf{q}_i \in \mathbb{R}^{d}$",
