@@ -1,7 +1,8 @@
-"""Which training settings suit AGREE? A validation-only search, as the case study would run it.
+"""Which training settings suit AGREE (or the consensus model)? A validation-only search, as the
+case study would run it.
 
-The case study (:mod:`grouprec.case_study`) trains AGREE with one fixed setting and selects only
-the number of epochs. This script asks, on the protocol's validation cases alone
+The case study (:mod:`grouprec.case_study`) trains AGREE and the consensus model with fixed
+settings and a small grid, and selects the number of epochs. This script asks, on the protocol's validation cases alone
 (:func:`grouprec.protocol.validation_data`; the test file is never scored), how learning rate,
 negatives per pair, embedding size, batch size, dropout and weight decay change the best validation NDCG@10 and the epoch at which
 it is reached, for a few seeds each (each seed draws its own validation split and its own initial
@@ -12,6 +13,8 @@ Run::
     GROUPREC_DATA=/path/to/data .venv/bin/python benchmarks/tune_agree.py --dataset mafengwo
     GROUPREC_DATA=/path/to/data .venv/bin/python benchmarks/tune_agree.py --dataset camra2011 \
         --seeds 0 --lr 0.01 0.005
+    GROUPREC_DATA=/path/to/data .venv/bin/python benchmarks/tune_agree.py --model consensus \
+        --lr 0.002 --batch-size 4096 --weight-decay 0 1e-4
 
 Each fit trains up to ``--epochs`` epochs with the case study's patience; a setting costs about
 one AGREE fit of the case study per seed.
@@ -28,13 +31,14 @@ import pandas as pd
 import torch
 
 from grouprec import protocol as P
-from grouprec.aggregation import AGREERecommender
+from grouprec.aggregation import AGREERecommender, ConsensusRecommender
 from grouprec.data import load_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mafengwo", help="camra2011 or mafengwo")
+    parser.add_argument("--model", default="agree", choices=["agree", "consensus"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--lr", type=float, nargs="+", default=[0.01, 0.005, 0.002])
     parser.add_argument("--n-neg", type=int, nargs="+", default=[4, 8])
@@ -55,19 +59,14 @@ def main(argv: list[str] | None = None) -> int:
             args.lr, args.n_neg, args.d, args.batch_size, args.dropout, args.weight_decay
         )
         for lr, n_neg, d, batch, dropout, weight_decay in grid:
-            model = AGREERecommender(
-                d=d,
-                attention_dim=16,
-                hidden=8,
-                lr=lr,
-                n_neg=n_neg,
-                batch_size=batch,
-                dropout=dropout,
-                weight_decay=weight_decay,
-                patience=6,
-                epochs=args.epochs,
-                seed=seed,
-            )
+            common = dict(lr=lr, n_neg=n_neg, d=d, batch_size=batch, weight_decay=weight_decay)
+            common |= dict(epochs=args.epochs, seed=seed)
+            if args.model == "agree":  # the case study's architecture and patience
+                model = AGREERecommender(
+                    attention_dim=16, hidden=8, dropout=dropout, patience=6, **common
+                )
+            else:  # the consensus model has no dropout
+                model = ConsensusRecommender(layers=1, patience=5, **common)
             t0 = time.perf_counter()
             model.fit(data, "group")
             best = model.history_.best
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         best_epoch=("best epoch", "mean"),
         seconds=("seconds", "mean"),
     )
-    print(f"\n{args.dataset}, group validation (mean over seeds {args.seeds}):")
+    print(f"\n{args.model}, {args.dataset}, group validation (mean over seeds {args.seeds}):")
     print(summary.sort_values("val_ndcg10", ascending=False).round(4).to_string())
     return 0
 
