@@ -110,6 +110,7 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\tilde{\mathbf{e}}_g$",
         r"$\mathcal{L}_{\mathcal{G}},\ \mathcal{L}_{\mathcal{U}}$",
         r"$\mathbf{h}$",
+        r"$\lambda$",
     ],
     "07_gan_losses": [
         r"$G_\theta$",
