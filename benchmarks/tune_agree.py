@@ -2,11 +2,12 @@
 case study would run it.
 
 The case study (:mod:`grouprec.case_study`) trains AGREE and the consensus model with fixed
-settings and a small grid, and selects the number of epochs. This script asks, on the protocol's validation cases alone
-(:func:`grouprec.protocol.validation_data`; the test file is never scored), how learning rate,
-negatives per pair, embedding size, batch size, dropout and weight decay change the best validation NDCG@10 and the epoch at which
-it is reached, for a few seeds each (each seed draws its own validation split and its own initial
-weights). What it prints is what may justify a change of the case study's grid.
+settings and a small grid, and selects the number of epochs. This script asks, on the protocol's
+validation cases alone (:func:`grouprec.protocol.validation_data`; the test file is never
+scored), how learning rate, negatives per pair, embedding size, batch size, dropout and weight
+decay change the best validation NDCG@10 and the epoch at which it is reached, for a few seeds
+each (each seed draws its own validation split and its own initial weights). What it prints is
+what may justify a change of the case study's grid.
 
 Run::
 
