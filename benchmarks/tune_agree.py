@@ -4,10 +4,10 @@ case study would run it.
 The case study (:mod:`grouprec.case_study`) trains AGREE and the consensus model with fixed
 settings and a small grid, and selects the number of epochs. This script asks, on the protocol's
 validation cases alone (:func:`grouprec.protocol.validation_data`; the test file is never
-scored), how learning rate, negatives per pair, embedding size, batch size, dropout and weight
-decay change the best validation NDCG@10 and the epoch at which it is reached, for a few seeds
-each (each seed draws its own validation split and its own initial weights). What it prints is
-what may justify a change of the case study's grid.
+scored), how learning rate, negatives per pair, embedding size, batch size, dropout, weight decay,
+AGREE's layer sizes and its user-loss weight change the best validation NDCG@10 and the epoch at
+which it is reached, for a few seeds each (each seed draws its own validation split and its own
+initial weights). What it prints is what may justify a change of the case study's grid.
 
 Run::
 
@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, nargs="+", default=[2048])
     parser.add_argument("--dropout", type=float, nargs="+", default=[0.0])
     parser.add_argument("--weight-decay", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--attention-dim", type=int, nargs="+", default=[16], help="AGREE only")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[8], help="AGREE only")
+    parser.add_argument("--user-weight", type=float, nargs="+", default=[1.0])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
@@ -57,17 +60,32 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         data = P.validation_data(train, seed)
         grid = itertools.product(
-            args.lr, args.n_neg, args.d, args.batch_size, args.dropout, args.weight_decay
+            args.lr,
+            args.n_neg,
+            args.d,
+            args.batch_size,
+            args.dropout,
+            args.weight_decay,
+            args.attention_dim,
+            args.hidden,
+            args.user_weight,
         )
-        for lr, n_neg, d, batch, dropout, weight_decay in grid:
+        for lr, n_neg, d, batch, dropout, weight_decay, attention_dim, hidden, user_weight in grid:
             common = dict(lr=lr, n_neg=n_neg, d=d, batch_size=batch, weight_decay=weight_decay)
             common |= dict(epochs=args.epochs, seed=seed)
             if args.model == "agree":  # the case study's architecture and patience
                 model = AGREERecommender(
-                    attention_dim=16, hidden=8, dropout=dropout, patience=6, **common
+                    attention_dim=attention_dim,
+                    hidden=hidden,
+                    user_weight=user_weight,
+                    dropout=dropout,
+                    patience=6,
+                    **common,
                 )
             else:  # the consensus model has no dropout
-                model = ConsensusRecommender(layers=1, patience=5, **common)
+                model = ConsensusRecommender(
+                    layers=1, user_weight=user_weight, patience=5, **common
+                )
             t0 = time.perf_counter()
             model.fit(data, "group")
             best = model.history_.best
@@ -80,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
                     "batch": batch,
                     "dropout": dropout,
                     "weight_decay": weight_decay,
+                    "attention_dim": attention_dim,
+                    "hidden": hidden,
+                    "user_weight": user_weight,
                     "best epoch": model.history_.best_epoch,
                     "val NDCG@10": best[P.SELECTION_METRIC],
                     "val HR@10": best.get("HR@10", float("nan")),
@@ -89,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1))
             sys.stdout.flush()
     table = pd.DataFrame(rows)
-    summary = table.groupby(["lr", "n_neg", "d", "batch", "dropout", "weight_decay"]).agg(
+    keys = ["lr", "n_neg", "d", "batch", "dropout", "weight_decay"]
+    keys += ["attention_dim", "hidden", "user_weight"]
+    summary = table.groupby(keys).agg(
         val_ndcg10=("val NDCG@10", "mean"),
         val_ndcg10_sd=("val NDCG@10", "std"),
         best_epoch=("best epoch", "mean"),

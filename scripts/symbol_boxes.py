@@ -109,6 +109,7 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\mathbf{E}_M,\ \mathbf{E}_I,\ \mathbf{E}_G$",
         r"$\tilde{\mathbf{e}}_g$",
         r"$\mathcal{L}_{\mathcal{G}},\ \mathcal{L}_{\mathcal{U}}$",
+        r"$\beta$",
         r"$\mathbf{h}$",
         r"$\lambda$",
     ],
@@ -145,6 +146,9 @@ CHAPTERS: dict[str, list[str]] = {
         r"$\hat{\mathbf{B}}$",
         r"$\boldsymbol{\Omega}$",
         r"$\lambda$",
+        r"$\mathcal{L}_{\mathcal{G}},\ \mathcal{L}_{\mathcal{U}}$",
+        r"$\beta$",
+        r"$\mathbf{e}_g \in \mathbb{R}^{d}$",
     ],
     "10_large_models": [
         r"$\mathbf{p}_u,\ \mathbf{q}_i \in \mathbb{R}^{d}$",

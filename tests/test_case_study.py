@@ -371,14 +371,18 @@ def test_model_specs_train_every_neural_model_with_a_budget_and_patience():
     )
     assert (agree.batch_size, agree.patience) == (2048, 6)
     assert specs["AGREE"].grid == {
-        "user_weight": [1.0],
-        "weight_decay": [1e-5, 1e-4],
+        "user_weight": [1.0, 8.0],
+        "weight_decay": [1e-4],
         "epochs": [60],
     }
     assert specs["MF-BPR"].factory(epochs=1).patience == 5
     consensus = specs["Consensus"].factory(epochs=1)
     assert (consensus.d, consensus.layers, consensus.n_neg, consensus.patience) == (32, 1, 4, 5)
-    assert (consensus.batch_size, consensus.weight_decay) == (4096, 1e-4)
+    assert (consensus.batch_size, consensus.weight_decay, consensus.user_weight) == (
+        4096,
+        1e-4,
+        8.0,
+    )
     assert specs["Consensus"].grid == {"lr": [0.002], "epochs": [100]}
     cfgan = specs["CFGAN"].factory()
     assert (cfgan.hidden, cfgan.s_pm, cfgan.s_zr, cfgan.alpha_zr, cfgan.lr) == (
