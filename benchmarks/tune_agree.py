@@ -33,6 +33,7 @@ import argparse
 import itertools
 import sys
 import time
+from functools import partial
 
 import pandas as pd
 import torch
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-neg", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--d", type=int, nargs="+", default=[32])
     parser.add_argument("--batch-size", type=int, nargs="+", default=[2048])
-    parser.add_argument("--dropout", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--dropout", type=float, nargs="+", default=[0.0], help="AGREE only")
     parser.add_argument("--weight-decay", type=float, nargs="+", default=[0.0])
     parser.add_argument("--attention-dim", type=int, nargs="+", default=[16], help="AGREE only")
     parser.add_argument("--hidden", type=int, nargs="+", default=[8], help="AGREE only")
@@ -61,52 +62,39 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    # The searched axes, named as the recommenders' parameters; AGREE has three more.
+    axes = {
+        "lr": args.lr,
+        "n_neg": args.n_neg,
+        "d": args.d,
+        "batch_size": args.batch_size,
+        "weight_decay": args.weight_decay,
+        "user_weight": args.user_weight,
+    }
+    if args.model == "agree":  # the case study's architecture and patience
+        axes |= {
+            "dropout": args.dropout,
+            "attention_dim": args.attention_dim,
+            "hidden": args.hidden,
+        }
+        build = partial(AGREERecommender, patience=6)
+    else:  # the consensus model has no dropout
+        build = partial(ConsensusRecommender, layers=1, patience=5)
+
     train = P.training_data(load_dataset(args.dataset))
     rows = []
     for seed in args.seeds:
         data = P.validation_data(train, seed)
-        grid = itertools.product(
-            args.lr,
-            args.n_neg,
-            args.d,
-            args.batch_size,
-            args.dropout,
-            args.weight_decay,
-            args.attention_dim,
-            args.hidden,
-            args.user_weight,
-        )
-        for lr, n_neg, d, batch, dropout, weight_decay, attention_dim, hidden, user_weight in grid:
-            common = dict(lr=lr, n_neg=n_neg, d=d, batch_size=batch, weight_decay=weight_decay)
-            common |= dict(epochs=args.epochs, seed=seed)
-            if args.model == "agree":  # the case study's architecture and patience
-                model = AGREERecommender(
-                    attention_dim=attention_dim,
-                    hidden=hidden,
-                    user_weight=user_weight,
-                    dropout=dropout,
-                    patience=6,
-                    **common,
-                )
-            else:  # the consensus model has no dropout
-                model = ConsensusRecommender(
-                    layers=1, user_weight=user_weight, patience=5, **common
-                )
+        for values in itertools.product(*axes.values()):
+            params = dict(zip(axes, values, strict=True))
+            model = build(epochs=args.epochs, seed=seed, **params)
             t0 = time.perf_counter()
             model.fit(data, "group")
             best = model.history_.best
             rows.append(
                 {
                     "seed": seed,
-                    "lr": lr,
-                    "n_neg": n_neg,
-                    "d": d,
-                    "batch": batch,
-                    "dropout": dropout,
-                    "weight_decay": weight_decay,
-                    "attention_dim": attention_dim,
-                    "hidden": hidden,
-                    "user_weight": user_weight,
+                    **params,
                     "best epoch": model.history_.best_epoch,
                     "val NDCG@10": best[P.SELECTION_METRIC],
                     "val HR@10": best.get("HR@10", float("nan")),
@@ -116,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1))
             sys.stdout.flush()
     table = pd.DataFrame(rows)
-    keys = ["lr", "n_neg", "d", "batch", "dropout", "weight_decay"]
-    keys += ["attention_dim", "hidden", "user_weight"]
-    summary = table.groupby(keys).agg(
+    summary = table.groupby(list(axes)).agg(
         val_ndcg10=("val NDCG@10", "mean"),
         val_ndcg10_sd=("val NDCG@10", "std"),
         best_epoch=("best epoch", "mean"),
